@@ -38,7 +38,7 @@ def format_key(key_id: str, secret: str) -> str:
 
 def key_id_of(key: str) -> str | None:
     """The id embedded in a presented key, or None when it is not shaped like one of ours."""
-    parts = key.split("_")
+    parts = key.split("_", 2)  # the secret part may itself contain "_"
     if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
         return None
     return parts[1]

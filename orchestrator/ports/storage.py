@@ -197,19 +197,39 @@ class Store(Protocol):
     """Every repository over one database; what the composition root hands out."""
 
     @property
-    def sessions(self) -> SessionRepository: ...
+    def sessions(self) -> SessionRepository:
+        """Batch sessions."""
+        ...
+
     @property
-    def candidates(self) -> CandidateRepository: ...
+    def candidates(self) -> CandidateRepository:
+        """Candidates."""
+        ...
+
     @property
-    def allowlist(self) -> AllowlistRepository: ...
+    def allowlist(self) -> AllowlistRepository:
+        """The allowlist."""
+        ...
+
     @property
-    def provisioning(self) -> ProvisioningRepository: ...
+    def provisioning(self) -> ProvisioningRepository:
+        """Device records and pairing sessions."""
+        ...
+
     @property
-    def audit(self) -> AuditLog: ...
+    def audit(self) -> AuditLog:
+        """The audit log."""
+        ...
+
     @property
-    def events(self) -> EventLog: ...
+    def events(self) -> EventLog:
+        """The event log."""
+        ...
+
     @property
-    def api_keys(self) -> ApiKeyRepository: ...
+    def api_keys(self) -> ApiKeyRepository:
+        """API key records."""
+        ...
 
     async def health(self) -> str:
         """`ok`, or a short description of what is wrong (never raises)."""

@@ -1,0 +1,1 @@
+"""The PiOrchestrator V1 HTTP API (litestar): envelope, errors, auth, routes."""

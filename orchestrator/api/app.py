@@ -1,0 +1,74 @@
+"""The litestar application: routers, the key gate, the envelope for every answer."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from orchestrator.api.auth import require_api_key
+from orchestrator.api.envelope import CORRELATION_HEADER, correlation_id_for
+from orchestrator.api.errors import handle_exception
+from orchestrator.api.routes import allowlist, batch, health, sessions
+from orchestrator.api.state import Services, state_for
+from orchestrator.context import correlation_id_var
+
+API_TITLE = "Delicasa orchestrator: PiOrchestrator V1 API"
+
+
+def _correlation_middleware(app: ASGIApp) -> ASGIApp:
+    """Bind the request's correlation id to the context, for log lines and audit entries."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        token = correlation_id_var.set(correlation_id_for(scope))
+        try:
+            await app(scope, receive, send)
+        finally:
+            correlation_id_var.reset(token)
+
+    return middleware
+
+
+async def _add_correlation_header(message: Message, scope: Scope) -> None:
+    # before_send runs even for router-level 404/405, which skip middleware.
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id_for(scope)
+
+
+def create_app(services: Services, *, version: str) -> Litestar:
+    """The V1 API over `services`."""
+    provisioning = Router(
+        "/api/v1/provisioning",
+        guards=[require_api_key],
+        route_handlers=[
+            Router("/batch", route_handlers=batch.HANDLERS),
+            Router("/allowlist", route_handlers=allowlist.HANDLERS),
+            Router("/sessions", route_handlers=sessions.HANDLERS),
+            health.network_status,
+        ],
+    )
+    return Litestar(
+        route_handlers=[health.health, provisioning],
+        dependencies={
+            "services": Provide(lambda: services, sync_to_thread=False),
+            "batches": Provide(lambda: services.batches, sync_to_thread=False),
+            "allowlist": Provide(lambda: services.allowlist, sync_to_thread=False),
+        },
+        state=State(state_for(services)),
+        middleware=[_correlation_middleware],
+        before_send=[_add_correlation_header],
+        exception_handlers={Exception: handle_exception},
+        openapi_config=OpenAPIConfig(
+            title=API_TITLE,
+            version=version,
+            # The bundled docs UIs load scripts from CDNs; an offline Pi serves the JSON only.
+            render_plugins=[],
+            path="/api/v1/openapi",
+        ),
+        debug=False,
+    )

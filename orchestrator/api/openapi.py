@@ -1,0 +1,42 @@
+"""Generate contracts/openapi.json from the code: `python -m orchestrator.api.openapi PATH`.
+
+The document is built from an app whose services are never called, so generating it needs no
+database or network.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+from orchestrator import __version__
+from orchestrator.api.app import create_app
+from orchestrator.api.state import Services
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document of the V1 API, as a JSON-ready dict."""
+    # Route construction only inspects handler signatures; the services are never touched.
+    app = create_app(cast("Services", None), version=__version__)
+    return app.openapi_schema.to_schema()
+
+
+def render() -> str:
+    """The document as committed: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Write the document to the path in `argv[1]` (stdout when absent)."""
+    text = render()
+    if len(argv) > 1:
+        Path(argv[1]).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,39 @@
+"""What the API needs from the rest of the appliance, handed over once at start."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from litestar import Litestar
+
+from orchestrator.batch.allowlist import AllowlistService
+from orchestrator.batch.audit import Auditor
+from orchestrator.batch.service import BatchService
+from orchestrator.security.apikeys import ApiKeys
+
+_STATE_KEY = "services"
+
+
+class Services(msgspec.Struct, frozen=True, kw_only=True):
+    """The application services behind the routes."""
+
+    batches: BatchService
+    allowlist: AllowlistService
+    api_keys: ApiKeys
+    auditor: Auditor
+    database_health: Callable[[], Awaitable[str]]
+    version: str
+
+
+def services_of(app: Litestar) -> Services:
+    """The services registered on `app`."""
+    services = app.state[_STATE_KEY]
+    if not isinstance(services, Services):
+        raise TypeError("the app was built without services")
+    return services
+
+
+def state_for(services: Services) -> dict[str, object]:
+    """The initial app state holding `services`."""
+    return {_STATE_KEY: services}

@@ -1,0 +1,711 @@
+"""Batch sessions: the use cases behind the V1 batch and session routes.
+
+The service owns the sessions this run drives. Every change goes domain rule -> store ->
+audit -> event, under one lock, so the store, the audit trail and the event log agree on
+the order of things. Sessions left open by an earlier run are *recoverable*: they are read
+from the store but nothing drives them until an operator resumes (adopts) or discards them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import msgspec
+
+from orchestrator.batch.audit import Auditor
+from orchestrator.context import mac_var, session_id_var
+from orchestrator.domain import batch as rules
+from orchestrator.domain.audit import SYSTEM_ACTOR, Outcome
+from orchestrator.domain.candidate import (
+    PROGRESS,
+    Candidate,
+    CandidateEvent,
+    CandidateState,
+    CandidateView,
+    Failure,
+    apply_candidate_event,
+)
+from orchestrator.domain.errors import ErrorCode, OrchestratorError
+from orchestrator.domain.events import (
+    DeviceDiscovered,
+    DeviceStateChanged,
+    Event,
+    EventType,
+    Payload,
+    SessionStatus,
+)
+from orchestrator.domain.mac import Mac
+from orchestrator.domain.network import NetworkStatus
+from orchestrator.domain.session import (
+    ClosedReason,
+    Session,
+    SessionConfig,
+    SessionEvent,
+    SessionSnapshot,
+    SessionState,
+    apply_session_event,
+    is_expired,
+    is_recoverable,
+)
+from orchestrator.ports.devices import DeviceSighting, DeviceSource, Engine, OnboardingNetwork
+from orchestrator.ports.events import EventPublisher
+from orchestrator.ports.secrets import Sealer
+from orchestrator.ports.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+class BatchRules(msgspec.Struct, frozen=True, kw_only=True):
+    """Settings the service applies to every new session."""
+
+    max_retries: int = 3
+    session_ttl_s: int | None = None
+
+
+class SessionView(msgspec.Struct, frozen=True, kw_only=True):
+    """A session with its candidates as clients see them, plus timing and network facts."""
+
+    session: SessionSnapshot
+    devices: list[CandidateView]
+    network_status: NetworkStatus
+    timeout_remaining_s: int | None
+
+
+class DeviceOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to a single-device request."""
+
+    mac: Mac
+    state: CandidateState
+    message: str
+
+
+class ProvisionAllOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to provision-all."""
+
+    initiated_count: int
+    skipped_count: int
+    message: str
+
+
+class _Driven(msgspec.Struct, kw_only=True):
+    """A session this run drives, with its candidates cached (the store stays authoritative)."""
+
+    session: Session
+    candidates: dict[Mac, Candidate]
+    task: asyncio.Task[None] | None = None
+
+
+class BatchService:
+    """Start, drive, inspect and end batch sessions."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        sealer: Sealer,
+        engine: Engine,
+        network: OnboardingNetwork,
+        devices: DeviceSource,
+        events: EventPublisher,
+        clock: Callable[[], datetime],
+        new_session_id: Callable[[], str],
+        run_id: str,
+        rules: BatchRules,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """`clock` and `sleep` are injected together so tests can fast-forward time."""
+        self._store = store
+        self._sealer = sealer
+        self._engine = engine
+        self._network = network
+        self._devices = devices
+        self._events = events
+        self._clock = clock
+        self._new_session_id = new_session_id
+        self._run_id = run_id
+        self._rules = rules
+        self._sleep = sleep
+        self._audit = Auditor(store.audit, clock)
+        self._lock = asyncio.Lock()
+        self._driven: dict[str, _Driven] = {}
+        self._tasks: asyncio.TaskGroup | None = None
+
+    async def __aenter__(self) -> BatchService:
+        self._tasks = asyncio.TaskGroup()
+        await self._tasks.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Sessions stay open in the store: the next run lists them as recoverable.
+        for driven in self._driven.values():
+            if driven.task is not None:
+                driven.task.cancel()
+        self._driven.clear()
+        if self._tasks is not None:
+            await self._tasks.__aexit__(exc_type, exc, tb)
+            self._tasks = None
+
+    # -- starting and ending ------------------------------------------------------------
+
+    async def start(
+        self, target_ssid: str, target_password: str, config: SessionConfig | None
+    ) -> tuple[SessionSnapshot, bool]:
+        """Open a new session; (snapshot, True) when created, (snapshot, False) when the same
+        request was already served (a repeated POST), else SESSION_ALREADY_ACTIVE."""
+        config = config or SessionConfig()
+        async with self._lock:
+            for other in await self._store.sessions.list_unclosed():
+                if await self._is_same_request(other, target_ssid, target_password, config):
+                    return await self._snapshot(other), False
+                hint = (
+                    "resume or discard it first"
+                    if is_recoverable(other, self._run_id)
+                    else "stop it first"
+                )
+                raise OrchestratorError(
+                    ErrorCode.SESSION_ALREADY_ACTIVE,
+                    f"session {other.id} is still {other.state}; {hint}",
+                )
+            now = self._clock()
+            ttl = self._rules.session_ttl_s
+            session = Session(
+                id=self._new_session_id(),
+                state=SessionState.DISCOVERING,
+                target_ssid=target_ssid,
+                config=config,
+                created_at=now,
+                updated_at=now,
+                run_id=self._run_id,
+                max_retries=self._rules.max_retries,
+                expires_at=now + timedelta(seconds=ttl) if ttl else None,
+            )
+            sealed = self._sealer.seal(target_password, context=session.id)
+            await self._store.sessions.create(session, sealed)
+            await self._audit.record("session.start", session_id=session.id, detail=target_ssid)
+            log.info("session %s started for target SSID %r", session.id, target_ssid)
+            await self._drive(_Driven(session=session, candidates={}))
+            snapshot = SessionSnapshot.of(session, [])
+            await self._publish(
+                EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id
+            )
+            return snapshot, True
+
+    async def stop(self, session_id: str) -> SessionSnapshot:
+        """Close a session (idempotent): stop its work, take the network down."""
+        async with self._lock:
+            session = await self._load(session_id)
+            if session.state is SessionState.CLOSED:
+                return await self._snapshot(session)
+            await self._close(session, ClosedReason.STOPPED, "session.stop")
+            return await self._snapshot(await self._load(session_id))
+
+    async def discard(self, session_id: str) -> None:
+        """Close a recoverable session without resuming it."""
+        async with self._lock:
+            session = await self._require(session_id)
+            if not is_recoverable(session, self._run_id):
+                raise OrchestratorError(
+                    ErrorCode.SESSION_NOT_RECOVERABLE,
+                    f"session {session_id} is not recoverable (it is {session.state}"
+                    f"{' and driven by this run' if session.is_open else ''})",
+                )
+            await self._close(session, ClosedReason.DISCARDED, "session.discard")
+
+    async def resume_recoverable(self, session_id: str) -> SessionView:
+        """Adopt a session left open by an earlier run and carry on driving it."""
+        async with self._lock:
+            session = await self._require(session_id)
+            if session_id in self._driven:
+                return await self._view(session, include_devices=True)
+            if not is_recoverable(session, self._run_id):
+                raise OrchestratorError(
+                    ErrorCode.SESSION_NOT_RECOVERABLE,
+                    f"session {session_id} is {session.state}; only sessions left open by an "
+                    "earlier run can be resumed",
+                )
+            if session.state is SessionState.CLOSING:
+                await self._close(session, ClosedReason.STOPPED, "session.resume")
+                return await self._view(await self._require(session_id), include_devices=True)
+            adopted = msgspec.structs.replace(
+                session, run_id=self._run_id, updated_at=self._clock()
+            )
+            await self._store.sessions.save(adopted)
+            candidates = await self._store.candidates.list_for(session_id)
+            driven = _Driven(session=adopted, candidates={c.mac: c for c in candidates})
+            await self._audit.record("session.resume", session_id=session_id)
+            await self._drive(driven)
+            in_flight = [c.mac for c in candidates if rules.is_in_flight(c)]
+            if in_flight and adopted.state is not SessionState.PAUSED:
+                await self._engine.submit(session_id, in_flight)
+            await self._publish_session(driven)
+            return await self._view(adopted, include_devices=True)
+
+    async def pause(self, session_id: str) -> SessionView:
+        """Stop starting new work; running work finishes."""
+        return await self._session_event(session_id, SessionEvent.PAUSE, "session.pause")
+
+    async def resume(self, session_id: str) -> SessionView:
+        """Carry on after a pause."""
+        view = await self._session_event(session_id, SessionEvent.RESUME, "session.resume")
+        async with self._lock:
+            driven = self._driven.get(session_id)
+            if driven is not None:
+                waiting = [
+                    c.mac
+                    for c in driven.candidates.values()
+                    if c.state is CandidateState.PROVISIONING
+                ]
+                if waiting:
+                    await self._engine.submit(session_id, waiting)
+        return view
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def view(self, session_id: str, *, include_devices: bool) -> SessionView:
+        """A session as GET /batch/{id} shows it."""
+        async with self._lock:
+            session = await self._load(session_id)
+            return await self._view(session, include_devices=include_devices)
+
+    async def devices(self, session_id: str, state: CandidateState | None) -> list[CandidateView]:
+        """A session's candidates, optionally only those in `state`."""
+        view = await self.view(session_id, include_devices=True)
+        return [d for d in view.devices if state is None or d.state is state]
+
+    async def recoverable(self) -> list[SessionSnapshot]:
+        """Sessions left open by an earlier run."""
+        sessions = await self._store.sessions.list_unclosed()
+        return [
+            await self._snapshot(s)
+            for s in sessions
+            if is_recoverable(s, self._run_id) and s.id not in self._driven
+        ]
+
+    async def history(self, limit: int) -> list[SessionSnapshot]:
+        """The most recent sessions, newest first."""
+        return [await self._snapshot(s) for s in await self._store.sessions.history(limit)]
+
+    async def clear_history(self, older_than_days: int) -> int:
+        """Delete closed sessions older than the cutoff; return how many."""
+        cutoff = self._clock() - timedelta(days=older_than_days)
+        cleared = await self._store.sessions.delete_closed_before(cutoff)
+        await self._audit.record("history.clear", detail=f"older_than_days={older_than_days}")
+        return cleared
+
+    def network_status(self) -> NetworkStatus:
+        """The onboarding network right now."""
+        return self._network.status()
+
+    # -- device work --------------------------------------------------------------------
+
+    async def provision(self, session_id: str, mac: Mac) -> DeviceOutcome:
+        """Start provisioning one allowlisted device (harmless when already under way)."""
+        async with self._lock:
+            driven = await self._driven_for_work(session_id)
+            candidate = self._candidate(driven, mac)
+            entry = await self._store.allowlist.get(mac)
+            event = rules.provision_decision(candidate, in_allowlist=entry is not None)
+            if event is None:
+                return DeviceOutcome(
+                    mac=mac, state=candidate.state, message="provisioning already under way"
+                )
+            updated = await self._move(driven, candidate, event, "device.provision")
+        await self._engine.submit(session_id, [mac])
+        return DeviceOutcome(mac=mac, state=updated.state, message="provisioning started")
+
+    async def provision_all(
+        self, session_id: str, *, only_allowlisted: bool
+    ) -> ProvisionAllOutcome:
+        """Start every discovered, admitted device; repeating it starts nothing twice."""
+        async with self._lock:
+            driven = await self._driven_for_work(session_id)
+            allowlisted = {e.mac for e in await self._store.allowlist.list()}
+            plan = rules.plan_provision_all(
+                driven.candidates.values(), allowlisted, only_allowlisted=only_allowlisted
+            )
+            await self._move_many(driven, plan.start, CandidateEvent.PROVISION)
+            await self._audit.record(
+                "batch.provision_all",
+                session_id=session_id,
+                detail=f"initiated={len(plan.start)} skipped={len(plan.skipped)} "
+                f"only_allowlisted={only_allowlisted}",
+            )
+        if plan.start:
+            await self._engine.submit(session_id, list(plan.start))
+        skipped_note = f", {len(plan.skipped)} not on the allowlist" if plan.skipped else ""
+        return ProvisionAllOutcome(
+            initiated_count=len(plan.start),
+            skipped_count=len(plan.skipped),
+            message=f"provisioning {len(plan.start)} devices{skipped_note}",
+        )
+
+    async def retry(self, session_id: str, mac: Mac) -> DeviceOutcome:
+        """Provision a failed device again, within its retry budget."""
+        async with self._lock:
+            driven = await self._driven_for_work(session_id)
+            candidate = self._candidate(driven, mac)
+            event = rules.retry_decision(candidate)
+            if event is None:
+                return DeviceOutcome(
+                    mac=mac, state=candidate.state, message="provisioning already under way"
+                )
+            updated = await self._move(driven, candidate, event, "device.retry")
+        await self._engine.submit(session_id, [mac])
+        return DeviceOutcome(
+            mac=mac,
+            state=updated.state,
+            message=f"retry {updated.retry_count} of {driven.session.max_retries} started",
+        )
+
+    async def skip(self, session_id: str, mac: Mac) -> DeviceOutcome:
+        """Give up on a device: it ends `failed`, saying the operator skipped it."""
+        async with self._lock:
+            driven = await self._driven_for(session_id)
+            candidate = self._candidate(driven, mac)
+            if candidate.state is CandidateState.VERIFIED:
+                raise OrchestratorError(
+                    ErrorCode.DEVICE_INVALID_STATE, f"device {mac} is already verified"
+                )
+            was_in_flight = rules.is_in_flight(candidate)
+            updated = await self._move(driven, candidate, CandidateEvent.SKIP, "device.skip")
+        if was_in_flight:
+            await self._engine.cancel(session_id, mac)
+        message = updated.failure.message if updated.failure else "skipped"
+        return DeviceOutcome(mac=mac, state=updated.state, message=message)
+
+    async def record(
+        self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
+    ) -> None:
+        """ProgressSink: the engine reports a step of one device."""
+        async with self._lock:
+            driven = self._driven.get(session_id)
+            if driven is None or mac not in driven.candidates:
+                log.warning("engine reported %s for %s outside a driven session", event, mac)
+                return
+            await self._move(driven, driven.candidates[mac], event, f"device.{event}", failure)
+
+    async def observe(self, session_id: str, sighting: DeviceSighting) -> None:
+        """Discovery saw a device: a new MAC becomes a `discovered` candidate."""
+        async with self._lock:
+            driven = self._driven.get(session_id)
+            if driven is None or not driven.session.is_open or not sighting.present:
+                return
+            known = driven.candidates.get(sighting.mac)
+            now = self._clock()
+            if known is not None:
+                seen = (sighting.ip, sighting.rssi, sighting.firmware_version)
+                if seen != (known.ip, known.rssi, known.firmware_version):
+                    refreshed = msgspec.structs.replace(
+                        known,
+                        ip=sighting.ip,
+                        rssi=sighting.rssi,
+                        firmware_version=sighting.firmware_version,
+                        updated_at=now,
+                    )
+                    driven.candidates[sighting.mac] = refreshed
+                    await self._store.candidates.save(refreshed)
+                return
+            candidate = Candidate(
+                session_id=session_id,
+                mac=sighting.mac,
+                ip=sighting.ip,
+                state=CandidateState.DISCOVERED,
+                rssi=sighting.rssi,
+                firmware_version=sighting.firmware_version,
+                discovered_at=now,
+                updated_at=now,
+            )
+            await self._store.candidates.save(candidate)
+            driven.candidates[candidate.mac] = candidate
+            in_allowlist = await self._store.allowlist.get(candidate.mac) is not None
+            await self._audit.record(
+                "device.discovered", session_id=session_id, mac=candidate.mac, actor=SYSTEM_ACTOR
+            )
+            await self._publish(
+                EventType.DEVICE_DISCOVERED,
+                DeviceDiscovered(
+                    mac=candidate.mac,
+                    ip=candidate.ip,
+                    rssi=candidate.rssi,
+                    firmware_version=candidate.firmware_version,
+                    in_allowlist=in_allowlist,
+                ),
+                session_id,
+            )
+            await self._publish_session(driven)
+
+    # -- internals ----------------------------------------------------------------------
+
+    async def _is_same_request(
+        self, session: Session, ssid: str, password: str, config: SessionConfig
+    ) -> bool:
+        if session.run_id != self._run_id or session.target_ssid != ssid:
+            return False
+        if session.config != config:
+            return False
+        sealed = await self._store.sessions.sealed_password(session.id)
+        return sealed is not None and self._sealer.open(sealed, context=session.id) == password
+
+    async def _require(self, session_id: str) -> Session:
+        driven = self._driven.get(session_id)
+        session = driven.session if driven else await self._store.sessions.get(session_id)
+        if session is None:
+            raise OrchestratorError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}")
+        return session
+
+    async def _load(self, session_id: str) -> Session:
+        """The session, expiring it first when its lifetime ran out (410 from then on)."""
+        session = await self._require(session_id)
+        now = self._clock()
+        if is_expired(session, now):
+            if session.state is not SessionState.CLOSED:
+                await self._close(session, ClosedReason.EXPIRED, "session.expire")
+            raise OrchestratorError(
+                ErrorCode.SESSION_EXPIRED, f"session {session_id} expired; start a new batch"
+            )
+        return session
+
+    async def _driven_for(self, session_id: str) -> _Driven:
+        session = await self._load(session_id)
+        driven = self._driven.get(session_id)
+        if driven is not None:
+            return driven
+        if session.state is SessionState.CLOSED:
+            raise OrchestratorError(
+                ErrorCode.SESSION_ALREADY_CLOSED, f"session {session_id} is closed"
+            )
+        raise OrchestratorError(
+            ErrorCode.SESSION_NOT_RECOVERABLE,
+            f"session {session_id} was left open by an earlier run; resume it with "
+            f"POST /api/v1/provisioning/sessions/{session_id}/resume first",
+        )
+
+    async def _driven_for_work(self, session_id: str) -> _Driven:
+        driven = await self._driven_for(session_id)
+        rules.require_accepting_work(driven.session)
+        return driven
+
+    @staticmethod
+    def _candidate(driven: _Driven, mac: Mac) -> Candidate:
+        candidate = driven.candidates.get(mac)
+        if candidate is None:
+            raise OrchestratorError(
+                ErrorCode.DEVICE_NOT_FOUND, f"device {mac} is not in session {driven.session.id}"
+            )
+        return candidate
+
+    async def _session_event(
+        self, session_id: str, event: SessionEvent, action: str
+    ) -> SessionView:
+        async with self._lock:
+            driven = await self._driven_for(session_id)
+            updated = apply_session_event(driven.session, event, self._clock())
+            if updated is not driven.session:
+                await self._save_session(driven, updated, action)
+            return await self._view(updated, include_devices=True)
+
+    async def _save_session(self, driven: _Driven, session: Session, action: str) -> None:
+        driven.session = session
+        await self._store.sessions.save(session)
+        await self._audit.record(action, session_id=session.id, detail=str(session.state))
+        await self._publish_session(driven)
+
+    async def _close(self, session: Session, reason: ClosedReason, action: str) -> None:
+        """Closing, then closed: work stops, discovery ends, the network goes down."""
+        driven = self._driven.pop(session.id, None)
+        if driven is None:
+            candidates = await self._store.candidates.list_for(session.id)
+            driven = _Driven(session=session, candidates={c.mac: c for c in candidates})
+        await self._engine.stop_session(session.id)
+        if reason is ClosedReason.EXPIRED:
+            expired = apply_session_event(session, SessionEvent.EXPIRE, self._clock())
+            await self._save_session(driven, expired, action)
+        else:
+            closing = session
+            if session.state is not SessionState.CLOSING:
+                closing = apply_session_event(
+                    session, SessionEvent.STOP, self._clock(), closed_reason=reason
+                )
+                await self._save_session(driven, closing, action)
+            closed = apply_session_event(closing, SessionEvent.CLOSED, self._clock())
+            await self._save_session(driven, closed, "session.closed")
+        if not self._driven:
+            await self._network.down()
+        # Last, because the caller may be this very task (the expiry timer): cancelling it
+        # earlier would interrupt the close half-way.
+        if driven.task is not None:
+            driven.task.cancel()
+
+    async def _drive(self, driven: _Driven) -> None:
+        """Take charge of an open session: network up, discovery and timers running."""
+        self._driven[driven.session.id] = driven
+        await self._network.up()
+        if self._tasks is None:
+            raise RuntimeError("BatchService used outside its `async with` block")
+        driven.task = self._tasks.create_task(self._run_session(driven.session.id))
+
+    async def _run_session(self, session_id: str) -> None:
+        """Background life of one driven session; cancelled when it closes."""
+        session_id_var.set(session_id)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._discover(session_id))
+            group.create_task(self._finish_discovery_later(session_id))
+            group.create_task(self._expire_later(session_id))
+
+    async def _discover(self, session_id: str) -> None:
+        try:
+            async for sighting in self._devices.sightings(session_id):
+                mac_var.set(sighting.mac)
+                await self.observe(session_id, sighting)
+        except OrchestratorError:
+            log.exception("discovery for session %s stopped", session_id)
+
+    async def _finish_discovery_later(self, session_id: str) -> None:
+        driven = self._driven.get(session_id)
+        if driven is None:
+            return
+        session = driven.session
+        deadline = session.created_at + timedelta(seconds=session.config.discovery_timeout_seconds)
+        await self._sleep(max(0.0, (deadline - self._clock()).total_seconds()))
+        async with self._lock:
+            current = self._driven.get(session_id)
+            if current is not None and current.session.is_open:
+                updated = apply_session_event(
+                    current.session, SessionEvent.DISCOVERY_FINISHED, self._clock()
+                )
+                if updated is not current.session:
+                    await self._save_session(current, updated, "session.discovery_finished")
+
+    async def _expire_later(self, session_id: str) -> None:
+        driven = self._driven.get(session_id)
+        if driven is None or driven.session.expires_at is None:
+            return
+        await self._sleep(max(0.0, (driven.session.expires_at - self._clock()).total_seconds()))
+        async with self._lock, contextlib.suppress(OrchestratorError):
+            # _load closes the session on expiry and then reports SESSION_EXPIRED.
+            await self._load(session_id)
+
+    async def _move(
+        self,
+        driven: _Driven,
+        candidate: Candidate,
+        event: CandidateEvent,
+        action: str,
+        failure: Failure | None = None,
+    ) -> Candidate:
+        updated = apply_candidate_event(
+            candidate, event, self._clock(), max_retries=driven.session.max_retries, failure=failure
+        )
+        await self._store.candidates.save(updated)
+        driven.candidates[updated.mac] = updated
+        await self._after_move(driven, [(candidate, updated)], action)
+        return updated
+
+    async def _move_many(self, driven: _Driven, macs: Iterable[Mac], event: CandidateEvent) -> None:
+        now = self._clock()
+        pairs = [
+            (
+                driven.candidates[mac],
+                apply_candidate_event(
+                    driven.candidates[mac], event, now, max_retries=driven.session.max_retries
+                ),
+            )
+            for mac in macs
+        ]
+        if not pairs:
+            return
+        await self._store.candidates.save_many([new for _, new in pairs])
+        for _, new in pairs:
+            driven.candidates[new.mac] = new
+        await self._after_move(driven, pairs, f"device.{event}")
+
+    async def _after_move(
+        self, driven: _Driven, pairs: list[tuple[Candidate, Candidate]], action: str
+    ) -> None:
+        for old, new in pairs:
+            error = (
+                new.failure.message if new.failure and new.state is CandidateState.FAILED else None
+            )
+            await self._audit.record(
+                action,
+                Outcome.FAILED if error and new.failure and new.failure.code else Outcome.OK,
+                session_id=driven.session.id,
+                mac=new.mac,
+                detail=f"{old.state}->{new.state}" + (f": {error}" if error else ""),
+            )
+            await self._publish(
+                EventType.DEVICE_STATE_CHANGED,
+                DeviceStateChanged(
+                    mac=new.mac,
+                    previous_state=old.state,
+                    new_state=new.state,
+                    progress=PROGRESS.get(new.state),
+                    error=error,
+                ),
+                driven.session.id,
+            )
+        await self._publish_session(driven)
+
+    async def _publish_session(self, driven: _Driven) -> None:
+        snapshot = SessionSnapshot.of(driven.session, driven.candidates.values())
+        await self._publish(
+            EventType.SESSION_STATUS, SessionStatus(session=snapshot), driven.session.id
+        )
+
+    async def _publish(self, kind: EventType, payload: Payload, session_id: str | None) -> None:
+        await self._events.publish(
+            Event(type=kind, timestamp=self._clock(), payload=payload, session_id=session_id)
+        )
+
+    async def _candidates_of(self, session: Session) -> list[Candidate]:
+        driven = self._driven.get(session.id)
+        if driven is not None:
+            return list(driven.candidates.values())
+        return await self._store.candidates.list_for(session.id)
+
+    async def _snapshot(self, session: Session) -> SessionSnapshot:
+        return SessionSnapshot.of(session, await self._candidates_of(session))
+
+    async def _view(self, session: Session, *, include_devices: bool) -> SessionView:
+        candidates = await self._candidates_of(session)
+        devices: list[CandidateView] = []
+        if include_devices:
+            entries = {e.mac: e for e in await self._store.allowlist.list()}
+            for candidate in sorted(candidates, key=lambda c: (c.discovered_at, c.mac)):
+                entry = entries.get(candidate.mac)
+                devices.append(
+                    CandidateView.of(
+                        candidate,
+                        in_allowlist=entry is not None,
+                        container_id=entry.container_id if entry else None,
+                    )
+                )
+        return SessionView(
+            session=SessionSnapshot.of(session, candidates),
+            devices=devices,
+            network_status=self._network.status(),
+            timeout_remaining_s=self._timeout_remaining(session),
+        )
+
+    def _timeout_remaining(self, session: Session) -> int | None:
+        """Seconds left of the current phase: discovery while discovering, else the lifetime."""
+        now = self._clock()
+        if session.state is SessionState.DISCOVERING:
+            deadline = session.created_at + timedelta(
+                seconds=session.config.discovery_timeout_seconds
+            )
+        elif session.is_open and session.expires_at is not None:
+            deadline = session.expires_at
+        else:
+            return None
+        return max(0, int((deadline - now).total_seconds()))

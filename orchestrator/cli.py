@@ -1,0 +1,87 @@
+"""The `orchestrator` command: argv -> settings -> run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchestrator import __version__
+from orchestrator.context import configure_logging
+from orchestrator.security.apikeys import ApiKeys
+from orchestrator.service import open_store, serve, utc_now
+from orchestrator.settings import Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML configuration file")
+    common.add_argument("--data-dir", help="state directory (database, secret key)")
+
+    parser = argparse.ArgumentParser(
+        prog="orchestrator", description="Delicasa batch Wi-Fi provisioning appliance"
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", parents=[common], help="run the appliance API")
+    serve_cmd.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="listen port (default 8080)")
+
+    apikey = commands.add_parser("apikey", help="manage API keys")
+    keys = apikey.add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", parents=[common], help="issue a key (printed once)")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    keys.add_parser("list", parents=[common], help="list keys (ids and names, never keys)")
+    revoke = keys.add_parser("revoke", parents=[common], help="revoke a key by id")
+    revoke.add_argument("key_id", help="the id shown by `apikey list`")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, dict[str, object]] = {}
+    if args.data_dir:
+        overrides["storage"] = {"data_dir": args.data_dir}
+    server = {k: getattr(args, k, None) for k in ("host", "port")}
+    if any(v is not None for v in server.values()):
+        overrides["server"] = {k: v for k, v in server.items() if v is not None}
+    return load_settings(args.config, os.environ, overrides)
+
+
+async def _apikey(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_store(settings) as store:
+        keys = ApiKeys(store.api_keys, utc_now)
+        match args.action:
+            case "create":
+                record, key = await keys.create(args.name)
+                print(f"created API key {record.id} ({record.name}); it is shown only once",
+                      file=sys.stderr)
+                print(key)
+            case "list":
+                for record in await keys.list():
+                    status = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
+                    print(f"{record.id}\t{record.name}\t{record.created_at:%Y-%m-%d %H:%M}Z\t{status}")
+            case "revoke":
+                if not await keys.revoke(args.key_id):
+                    print(f"no active key with id {args.key_id}", file=sys.stderr)
+                    return 1
+                print(f"revoked {args.key_id}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `orchestrator` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"orchestrator: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.logging.level)
+    if args.command == "serve":
+        asyncio.run(serve(settings))
+        return 0
+    return asyncio.run(_apikey(args, settings))

@@ -1,0 +1,1 @@
+"""The onboarding network (the Pi's access point) behind the OnboardingNetwork port."""

@@ -1,0 +1,1 @@
+"""Operator security: API keys and sealing secrets at rest."""

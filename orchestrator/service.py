@@ -1,0 +1,133 @@
+"""The composition root: builds every edge in dependency order and owns their lifetimes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import uvicorn
+from litestar import Litestar
+
+from orchestrator import __version__
+from orchestrator.api.app import create_app
+from orchestrator.api.state import Services
+from orchestrator.batch.allowlist import AllowlistService
+from orchestrator.batch.audit import Auditor
+from orchestrator.batch.service import BatchRules, BatchService
+from orchestrator.batch.unavailable import NoDiscovery, NoEngine
+from orchestrator.network.standby import StandbyNetwork
+from orchestrator.ports.devices import DeviceSource, Engine, OnboardingNetwork
+from orchestrator.ports.storage import Store
+from orchestrator.security.apikeys import ApiKeys
+from orchestrator.security.secretbox import SecretBox
+from orchestrator.settings import Settings
+from orchestrator.storage import open_sqlite_store
+from orchestrator.streaming.bus import EventBus
+
+_SESSION_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def utc_now() -> datetime:
+    """The appliance clock (UTC, tz-aware)."""
+    return datetime.now(UTC)
+
+
+def new_session_id() -> str:
+    """`sess_` + 16 lowercase alphanumerics: URL-safe, unguessable."""
+    return "sess_" + "".join(secrets.choice(_SESSION_ID_CHARS) for _ in range(16))
+
+
+class Edges(msgspec.Struct, frozen=True, kw_only=True):
+    """The replaceable outside world (tests and later issues plug in their own)."""
+
+    devices: DeviceSource
+    engine: Engine
+    network: OnboardingNetwork
+
+
+class Appliance(msgspec.Struct, frozen=True, kw_only=True):
+    """A running appliance: its store, services and HTTP app."""
+
+    store: Store
+    services: Services
+    app: Litestar
+
+
+def default_edges(settings: Settings) -> Edges:
+    """What runs when no radio, discovery or engine is installed."""
+    return Edges(
+        devices=NoDiscovery(),
+        engine=NoEngine(),
+        network=StandbyNetwork(settings.batch.onboarding_ssid),
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The SQLite store in the configured data directory (created 0700 if missing)."""
+    data_dir = Path(settings.storage.data_dir)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    async with open_sqlite_store(settings.storage.database_path) as store:
+        yield store
+
+
+@contextlib.asynccontextmanager
+async def run_appliance(
+    settings: Settings,
+    *,
+    edges: Edges | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[Appliance]:
+    """Build the appliance; everything is closed again in reverse order on exit."""
+    edges = edges or default_edges(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(settings))
+        sealer = SecretBox.from_key_file(settings.storage.secret_key_path)
+        batches = await stack.enter_async_context(
+            BatchService(
+                store=store,
+                sealer=sealer,
+                engine=edges.engine,
+                network=edges.network,
+                devices=edges.devices,
+                events=EventBus(store.events),
+                clock=clock,
+                sleep=sleep,
+                new_session_id=new_session_id,
+                run_id=uuid.uuid4().hex,
+                rules=BatchRules(
+                    max_retries=settings.batch.max_retries,
+                    session_ttl_s=settings.batch.session_ttl_s,
+                ),
+            )
+        )
+        services = Services(
+            batches=batches,
+            allowlist=AllowlistService(store, clock),
+            api_keys=ApiKeys(store.api_keys, clock),
+            auditor=Auditor(store.audit, clock),
+            database_health=store.health,
+            version=__version__,
+        )
+        yield Appliance(store=store, services=services, app=create_app(services, version=__version__))
+
+
+async def serve(settings: Settings) -> None:
+    """Run the appliance's HTTP server until SIGINT/SIGTERM."""
+    async with run_appliance(settings) as appliance:
+        config = uvicorn.Config(
+            appliance.app,
+            host=settings.server.host,
+            port=settings.server.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        await uvicorn.Server(config).serve()

@@ -1,0 +1,113 @@
+"""Settings: composed once from a TOML file, an explicit environment mapping and flags.
+
+Precedence: built-in defaults < TOML file < environment < command-line flags. Environment keys
+are `ORCHESTRATOR_<SECTION>__<FIELD>` (for example `ORCHESTRATOR_SERVER__PORT=9000`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from orchestrator.domain.network import DEFAULT_ONBOARDING_SSID
+
+ENV_PREFIX = "ORCHESTRATOR_"
+DATABASE_FILE = "orchestrator.sqlite3"
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65_535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where state lives: the SQLite database and the secret key file."""
+
+    data_dir: str = "/var/lib/orchestrator"
+    event_log_keep: Positive = 50_000
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite database file."""
+        return Path(self.data_dir) / DATABASE_FILE
+
+    @property
+    def secret_key_path(self) -> Path:
+        """The key that seals secrets at rest (created 0600 on first start)."""
+        return Path(self.data_dir) / SECRET_KEY_FILE
+
+
+class BatchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Batch session rules."""
+
+    onboarding_ssid: str = DEFAULT_ONBOARDING_SSID
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
+    session_ttl_s: Positive | None = None
+    """Lifetime of a session from its start; unset means sessions never expire."""
+
+
+class LoggingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Log output."""
+
+    level: str = "INFO"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the orchestrator reads from configuration."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+
+
+class SettingsError(Exception):
+    """The configuration is unreadable or invalid; the message says where and why."""
+
+
+def load_settings(
+    config_file: Path | None,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
+) -> Settings:
+    """Compose settings from the layers; `overrides` are the flags, as {section: {field: v}}."""
+    layers: list[dict[str, dict[str, Any]]] = []
+    if config_file is not None:
+        try:
+            layers.append(tomllib.loads(config_file.read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config file {config_file}: {exc}") from exc
+    layers.append(_from_environment(environ))
+    if overrides:
+        layers.append({k: dict(v) for k, v in overrides.items()})
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, values in layer.items():
+            if not isinstance(values, dict):
+                raise SettingsError(f"[{section}] must be a table")
+            merged.setdefault(section, {}).update(values)
+    try:
+        # strict=False lets environment strings ("9000") convert to the declared types.
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from exc
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, field = key.removeprefix(ENV_PREFIX).lower().partition("__")
+        layer.setdefault(section, {})[field] = value
+    return layer
