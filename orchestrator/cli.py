@@ -57,13 +57,19 @@ async def _apikey(args: argparse.Namespace, settings: Settings) -> int:
         match args.action:
             case "create":
                 record, key = await keys.create(args.name)
-                print(f"created API key {record.id} ({record.name}); it is shown only once",
-                      file=sys.stderr)
+                print(
+                    f"created API key {record.id} ({record.name}); it is shown only once",
+                    file=sys.stderr,
+                )
                 print(key)
             case "list":
                 for record in await keys.list():
-                    status = f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
-                    print(f"{record.id}\t{record.name}\t{record.created_at:%Y-%m-%d %H:%M}Z\t{status}")
+                    status = (
+                        f"revoked {record.revoked_at:%Y-%m-%d}" if record.revoked_at else "active"
+                    )
+                    print(
+                        f"{record.id}\t{record.name}\t{record.created_at:%Y-%m-%d %H:%M}Z\t{status}"
+                    )
             case "revoke":
                 if not await keys.revoke(args.key_id):
                     print(f"no active key with id {args.key_id}", file=sys.stderr)

@@ -71,8 +71,8 @@ def default_edges(settings: Settings) -> Edges:
 @contextlib.asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
     """The SQLite store in the configured data directory (created 0700 if missing)."""
-    data_dir = Path(settings.storage.data_dir)
-    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Once at start-up, before anything else runs: blocking the loop here costs nothing.
+    Path(settings.storage.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240
     async with open_sqlite_store(settings.storage.database_path) as store:
         yield store
 
@@ -116,7 +116,9 @@ async def run_appliance(
             database_health=store.health,
             version=__version__,
         )
-        yield Appliance(store=store, services=services, app=create_app(services, version=__version__))
+        yield Appliance(
+            store=store, services=services, app=create_app(services, version=__version__)
+        )
 
 
 async def serve(settings: Settings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -14,7 +16,7 @@ API_KEY_HEADER = "X-API-Key"
 
 
 async def require_api_key(
-    connection: ASGIConnection[object, object, object, object], _: BaseRouteHandler
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     """Admit a request carrying an active key in `X-API-Key`; remember its id as the actor.
 

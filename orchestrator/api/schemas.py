@@ -1,8 +1,8 @@
 """Request and response bodies of the V1 API (contract sections 2 and 3).
 
 Domain read models (SessionSnapshot, CandidateView, ...) are already in the contract's shapes;
-the structs here wrap them the way each endpoint answers. Optional fields are omitted, never
-null.
+the structs here wrap them the way each endpoint answers. Every struct is keyword-only and
+omits unset optional fields (never null); request bodies refuse unknown fields.
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ Text = Annotated[str, msgspec.Meta(max_length=200)]
 MacText = Annotated[str, msgspec.Meta(max_length=40, description="Any case; ':', '-' or none")]
 
 
-class _Body(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Base of every body: keyword-only, optional fields omitted."""
-
-
-class StartRequest(_Body, forbid_unknown_fields=True):
+class StartRequest(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """POST /batch/start."""
 
     target_ssid: Ssid
@@ -35,14 +33,14 @@ class StartRequest(_Body, forbid_unknown_fields=True):
     config: SessionConfig | None = None
 
 
-class StartData(_Body):
+class StartData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A started (or already started) session."""
 
     session: SessionSnapshot
     message: str
 
 
-class SessionData(_Body):
+class SessionData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """GET /batch/{id}, pause, resume and session resume. `timeout_remaining` is like "45s"."""
 
     session: SessionSnapshot
@@ -51,20 +49,20 @@ class SessionData(_Body):
     network_status: NetworkStatus | None = None
 
 
-class SessionMessage(_Body):
+class SessionMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Stop / close."""
 
     session: SessionSnapshot
     message: str
 
 
-class DevicesData(_Body):
+class DevicesData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """GET /batch/{id}/devices; `devices` is always a list."""
 
     devices: list[CandidateView]
 
 
-class DeviceActionData(_Body):
+class DeviceActionData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Provision, retry, skip of one device."""
 
     mac: str
@@ -72,13 +70,15 @@ class DeviceActionData(_Body):
     message: str
 
 
-class ProvisionAllRequest(_Body, forbid_unknown_fields=True):
+class ProvisionAllRequest(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """POST /batch/{id}/provision-all (an empty body means the defaults)."""
 
     only_allowlisted: bool = True
 
 
-class ProvisionAllData(_Body):
+class ProvisionAllData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How many devices provision-all started and left alone."""
 
     initiated_count: int
@@ -86,7 +86,9 @@ class ProvisionAllData(_Body):
     message: str
 
 
-class AllowlistWrite(_Body, forbid_unknown_fields=True):
+class AllowlistWrite(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """POST /allowlist and each row of /allowlist/bulk."""
 
     mac: MacText
@@ -94,39 +96,43 @@ class AllowlistWrite(_Body, forbid_unknown_fields=True):
     container_id: Text | None = None
 
 
-class AllowlistPatch(_Body, forbid_unknown_fields=True):
+class AllowlistPatch(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """PATCH /allowlist/{mac}: fields left out keep their value."""
 
     description: Text | None = None
     container_id: Text | None = None
 
 
-class AllowlistEntriesData(_Body):
+class AllowlistEntriesData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """GET /allowlist."""
 
     entries: list[AllowlistEntryView]
 
 
-class AllowlistEntryData(_Body):
+class AllowlistEntryData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """GET /allowlist/{mac}."""
 
     entry: AllowlistEntryView
 
 
-class AllowlistEntryMessage(_Body):
+class AllowlistEntryMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """POST and PATCH /allowlist."""
 
     entry: AllowlistEntryView
     message: str
 
 
-class BulkAddRequest(_Body, forbid_unknown_fields=True):
+class BulkAddRequest(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """POST /allowlist/bulk."""
 
     entries: Annotated[list[AllowlistWrite], msgspec.Meta(max_length=10_000)]
 
 
-class BulkAddData(_Body):
+class BulkAddData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How many entries were new and how many were already there."""
 
     added: int
@@ -134,13 +140,15 @@ class BulkAddData(_Body):
     message: str
 
 
-class BulkRemoveRequest(_Body, forbid_unknown_fields=True):
+class BulkRemoveRequest(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
     """POST /allowlist/bulk-remove."""
 
     macs: Annotated[list[MacText], msgspec.Meta(max_length=10_000)]
 
 
-class BulkRemoveData(_Body):
+class BulkRemoveData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How many MACs were removed and how many were not on the list."""
 
     removed: int
@@ -148,33 +156,33 @@ class BulkRemoveData(_Body):
     message: str
 
 
-class DeletedData(_Body):
+class DeletedData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """DELETE /allowlist/{mac}."""
 
     success: Literal[True]
     message: str
 
 
-class ClearedData(_Body):
+class ClearedData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """DELETE /allowlist/all and DELETE /sessions/history."""
 
     cleared: int
     message: str
 
 
-class MessageData(_Body):
+class MessageData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A bare confirmation."""
 
     message: str
 
 
-class SessionsData(_Body):
+class SessionsData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Lists of sessions (recoverable, history)."""
 
     sessions: list[SessionSnapshot]
 
 
-class HealthData(_Body):
+class HealthData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """GET /api/v1/health."""
 
     status: Literal["ok", "degraded"]

@@ -557,10 +557,15 @@ class BatchService:
     async def _run_session(self, session_id: str) -> None:
         """Background life of one driven session; cancelled when it closes."""
         session_id_var.set(session_id)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._discover(session_id))
-            group.create_task(self._finish_discovery_later(session_id))
-            group.create_task(self._expire_later(session_id))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._discover(session_id))
+                group.create_task(self._finish_discovery_later(session_id))
+                group.create_task(self._expire_later(session_id))
+        except Exception:
+            # A bug in one session's background work must not take the appliance down; the
+            # session stays in the store and is recoverable after a restart.
+            log.exception("background work of session %s failed", session_id)
 
     async def _discover(self, session_id: str) -> None:
         try:
@@ -591,9 +596,10 @@ class BatchService:
         if driven is None or driven.session.expires_at is None:
             return
         await self._sleep(max(0.0, (driven.session.expires_at - self._clock()).total_seconds()))
-        async with self._lock, contextlib.suppress(OrchestratorError):
-            # _load closes the session on expiry and then reports SESSION_EXPIRED.
-            await self._load(session_id)
+        async with self._lock:
+            with contextlib.suppress(OrchestratorError):
+                # _load closes the session on expiry and then reports SESSION_EXPIRED.
+                await self._load(session_id)
 
     async def _move(
         self,

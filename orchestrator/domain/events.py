@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
 
 import msgspec
 
@@ -83,11 +82,19 @@ Payload = (
 )
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Event(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    omit_defaults=True,
+    # The version is the struct's tag: a defaulted field would be dropped by omit_defaults, and
+    # the contract requires `"version": "1.0"` in every frame.
+    tag_field="version",
+    tag="1.0",
+):
     """The versioned envelope of one event (contract section 4)."""
 
     type: EventType
     timestamp: datetime
     payload: Payload
     session_id: str | None = None
-    version: Literal["1.0"] = "1.0"

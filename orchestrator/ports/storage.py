@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
@@ -90,7 +91,7 @@ class AllowlistRepository(Protocol):
         """Entries ordered by MAC; `available_only` keeps the unused ones."""
         ...
 
-    async def remove(self, macs: Sequence[Mac]) -> list[Mac]:
+    async def remove(self, macs: Sequence[Mac]) -> builtins.list[Mac]:
         """Delete these entries in one transaction; return the MACs that existed."""
         ...
 

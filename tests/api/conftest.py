@@ -7,18 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 from httpx import Response
-from litestar.testing import AsyncTestClient
 
 from orchestrator.network.standby import StandbyNetwork
 from orchestrator.service import Appliance, Edges, run_appliance
 from orchestrator.settings import BatchSettings, Settings, StorageSettings
 from tests.fakes import FakeClock, QueueDeviceSource, RecordingEngine
 
-PASSWORD = "correct-horse-battery-staple"  # noqa: S105 - the secret the tests hunt for
+PASSWORD = "correct-horse-battery-staple"
 SSID = "DelicasaFactory"
 
 
@@ -26,7 +26,7 @@ SSID = "DelicasaFactory"
 class Harness:
     """Everything a test needs to drive and observe the appliance."""
 
-    client: AsyncTestClient[Any]
+    client: httpx.AsyncClient
     appliance: Appliance
     devices: QueueDeviceSource
     engine: RecordingEngine
@@ -74,7 +74,10 @@ async def running(settings: Settings, clock: FakeClock | None = None) -> AsyncIt
     )
     async with run_appliance(settings, edges=edges, clock=clock.now, sleep=clock.sleep) as app:
         _, key = await app.services.api_keys.create("tests")
-        async with AsyncTestClient(app.app) as client:
+        # httpx's ASGI transport runs the app on this event loop; litestar's AsyncTestClient
+        # would run it on a thread of its own, away from the services' loop.
+        transport = httpx.ASGITransport(app=cast("Any", app.app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.headers["X-API-Key"] = key
             yield Harness(
                 client=client,

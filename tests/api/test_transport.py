@@ -96,7 +96,9 @@ async def test_macs_come_back_canonical(harness: Harness, spelling: str) -> None
 
 async def test_url_encoded_mac_in_path(harness: Harness) -> None:
     await harness.post("/allowlist", {"mac": "aa-bb-cc-dd-ee-ff"})
-    response = await harness.client.get("/api/v1/provisioning/allowlist/AA%3ABB%3ACC%3ADD%3AEE%3AFF")
+    response = await harness.client.get(
+        "/api/v1/provisioning/allowlist/AA%3ABB%3ACC%3ADD%3AEE%3AFF"
+    )
     assert response.status_code == 200
     assert response.json()["data"]["entry"]["mac"] == "AA:BB:CC:DD:EE:FF"
 
@@ -173,7 +175,7 @@ async def test_revoked_key_is_refused(harness: Harness) -> None:
 async def test_literal_routes_are_not_captured_by_parameters(
     harness: Harness, method: str, path: str
 ) -> None:
-    json = {"entries": []} if path.endswith("bulk") else {"macs": []}
+    json: dict[str, list[str]] = {"entries": []} if path.endswith("bulk") else {"macs": []}
     response = await harness.client.request(
         method,
         f"/api/v1/provisioning{path}",

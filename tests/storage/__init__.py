@@ -1,0 +1,1 @@
+"""Tests of orchestrator.storage: one contract suite for both stores, plus SQLite specifics."""
