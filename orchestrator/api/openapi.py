@@ -7,6 +7,7 @@ database or network.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -15,12 +16,19 @@ from orchestrator import __version__
 from orchestrator.api.app import create_app
 from orchestrator.api.state import Services
 
+_GENERIC_NAME = re.compile(r"Success_(?:[A-Za-z_]\w*\.)+(\w+)_")
+
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the V1 API, as a JSON-ready dict."""
     # Route construction only inspects handler signatures; the services are never touched.
     app = create_app(cast("Services", None), version=__version__)
-    return app.openapi_schema.to_schema()
+    document = json.dumps(app.openapi_schema.to_schema())
+    # Generic envelopes get names like "Success_orchestrator.api.schemas.StartData_"; client
+    # generators turn those into unreadable type names, so shorten them to "Success_StartData".
+    document = _GENERIC_NAME.sub(lambda m: f"Success_{m.group(1)}", document)
+    result: dict[str, Any] = json.loads(document)
+    return result
 
 
 def render() -> str:
