@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 import msgspec
 import uvicorn
@@ -17,6 +19,7 @@ from litestar import Litestar
 from orchestrator import __version__
 from orchestrator.api.app import create_app
 from orchestrator.api.state import Services
+from orchestrator.api.streams import Streams
 from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
 from orchestrator.batch.service import BatchRules, BatchService
@@ -25,6 +28,7 @@ from orchestrator.network.standby import StandbyNetwork
 from orchestrator.ports.devices import DeviceSource, Engine, OnboardingNetwork
 from orchestrator.ports.storage import Store
 from orchestrator.security.apikeys import ApiKeys
+from orchestrator.security.console_sessions import ConsoleSessions
 from orchestrator.security.secretbox import SecretBox
 from orchestrator.settings import Settings
 from orchestrator.storage import open_sqlite_store
@@ -52,10 +56,11 @@ class Edges(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Appliance(msgspec.Struct, frozen=True, kw_only=True):
-    """A running appliance: its store, services and HTTP app."""
+    """A running appliance: its store, services, event bus and HTTP app."""
 
     store: Store
     services: Services
+    bus: EventBus
     app: Litestar
 
 
@@ -90,6 +95,14 @@ async def run_appliance(
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(settings))
         sealer = SecretBox.from_key_file(settings.storage.secret_key_path)
+        bus = EventBus(
+            store.events,
+            queue_size=settings.streams.queue_size,
+            keep_last=settings.storage.event_log_keep,
+        )
+        await bus.start()
+        # Ends open event streams when the appliance stops, however it stops.
+        stack.callback(bus.close_all)
         batches = await stack.enter_async_context(
             BatchService(
                 store=store,
@@ -97,7 +110,7 @@ async def run_appliance(
                 engine=edges.engine,
                 network=edges.network,
                 devices=edges.devices,
-                events=EventBus(store.events),
+                events=bus,
                 clock=clock,
                 sleep=sleep,
                 new_session_id=new_session_id,
@@ -116,20 +129,67 @@ async def run_appliance(
             database_health=store.health,
             version=__version__,
         )
-        yield Appliance(
-            store=store, services=services, app=create_app(services, version=__version__)
+        streams = Streams(
+            bus=bus,
+            console_sessions=ConsoleSessions(clock, settings.streams.console_session_ttl_s),
+            clock=clock,
+            heartbeat_s=settings.streams.heartbeat_s,
+            allow_anonymous=settings.streams.allow_anonymous,
         )
+        app = create_app(services, streams, version=__version__)
+        yield Appliance(store=store, services=services, bus=bus, app=app)
+
+
+class AppServer(uvicorn.Server):
+    """uvicorn, ending the appliance's event streams as soon as it is asked to exit.
+
+    uvicorn waits for open connections to finish before it shuts down, and an event stream
+    never finishes by itself: without this hook, one open dashboard would hold the appliance
+    up until uvicorn's graceful-shutdown timeout.
+    """
+
+    def __init__(self, config: uvicorn.Config, bus: EventBus) -> None:
+        super().__init__(config)
+        self._bus = bus
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve until asked to exit (remembering the loop the streams live on)."""
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Signal handler: end the streams, then stop serving."""
+        self._end_streams()
+        super().handle_exit(sig, frame)
+
+    def request_exit(self) -> None:
+        """Stop as SIGTERM would, without a signal (for embedding and tests)."""
+        self._end_streams()
+        self.should_exit = True
+
+    def _end_streams(self) -> None:
+        # A signal handler may interrupt the loop anywhere: hand the work to the loop itself.
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._bus.close_all)
+
+
+def http_server(appliance: Appliance, host: str, port: int) -> AppServer:
+    """The HTTP server for `appliance` (port 0 picks a free port)."""
+    config = uvicorn.Config(
+        appliance.app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+    )
+    return AppServer(config, appliance.bus)
 
 
 async def serve(settings: Settings) -> None:
     """Run the appliance's HTTP server until SIGINT/SIGTERM."""
     async with run_appliance(settings) as appliance:
-        config = uvicorn.Config(
-            appliance.app,
-            host=settings.server.host,
-            port=settings.server.port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
-        await uvicorn.Server(config).serve()
+        server = http_server(appliance, settings.server.host, settings.server.port)
+        await server.serve()

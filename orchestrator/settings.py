@@ -56,6 +56,17 @@ class BatchSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Lifetime of a session from its start; unset means sessions never expire."""
 
 
+class StreamSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The SSE event stream."""
+
+    heartbeat_s: Annotated[float, msgspec.Meta(gt=0, le=15)] = 15.0
+    queue_size: Positive = 1000
+    """Frames a subscriber may fall behind before it is disconnected (it then replays)."""
+    allow_anonymous: bool = False
+    """Open the stream to clients that send no credential (MACs and states, never secrets)."""
+    console_session_ttl_s: Positive = 12 * 3600
+
+
 class LoggingSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Log output."""
 
@@ -68,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
+    streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

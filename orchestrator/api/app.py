@@ -12,8 +12,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator.api.auth import require_api_key
 from orchestrator.api.envelope import CORRELATION_HEADER, correlation_id_for
 from orchestrator.api.errors import handle_exception
-from orchestrator.api.routes import allowlist, batch, health, sessions
+from orchestrator.api.routes import allowlist, batch, console_session, events, health, sessions
 from orchestrator.api.state import Services, state_for
+from orchestrator.api.streams import STATE_KEY as STREAMS_KEY
+from orchestrator.api.streams import Streams
 from orchestrator.context import correlation_id_var
 
 API_TITLE = "Delicasa orchestrator: PiOrchestrator V1 API"
@@ -41,26 +43,32 @@ async def _add_correlation_header(message: Message, scope: Scope) -> None:
         MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id_for(scope)
 
 
-def create_app(services: Services, *, version: str) -> Litestar:
-    """The V1 API over `services`."""
+def create_app(services: Services, streams: Streams, *, version: str) -> Litestar:
+    """The V1 API over `services`, with the event stream fed by `streams`."""
     provisioning = Router(
         "/api/v1/provisioning",
         guards=[require_api_key],
         route_handlers=[
-            Router("/batch", route_handlers=batch.HANDLERS),
+            # `events` before `{session_id}`: literal paths are never captured by parameters.
+            Router("/batch", route_handlers=[events.batch_events, *batch.HANDLERS]),
             Router("/allowlist", route_handlers=allowlist.HANDLERS),
             Router("/sessions", route_handlers=sessions.HANDLERS),
             health.network_status,
         ],
     )
     return Litestar(
-        route_handlers=[health.health, provisioning],
+        route_handlers=[
+            health.health,
+            provisioning,
+            Router("/api/v1/auth", route_handlers=console_session.HANDLERS),
+        ],
         dependencies={
             "services": Provide(lambda: services, sync_to_thread=False),
             "batches": Provide(lambda: services.batches, sync_to_thread=False),
             "allowlist": Provide(lambda: services.allowlist, sync_to_thread=False),
+            "streams": Provide(lambda: streams, sync_to_thread=False),
         },
-        state=State(state_for(services)),
+        state=State({**state_for(services), STREAMS_KEY: streams}),
         middleware=[_correlation_middleware],
         before_send=[_add_correlation_header],
         exception_handlers={Exception: handle_exception},

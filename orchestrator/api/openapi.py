@@ -15,6 +15,7 @@ from typing import Any, cast
 from orchestrator import __version__
 from orchestrator.api.app import create_app
 from orchestrator.api.state import Services
+from orchestrator.api.streams import Streams
 
 _GENERIC_NAME = re.compile(r"Success_(?:[A-Za-z_]\w*\.)+(\w+)_")
 
@@ -22,7 +23,7 @@ _GENERIC_NAME = re.compile(r"Success_(?:[A-Za-z_]\w*\.)+(\w+)_")
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document of the V1 API, as a JSON-ready dict."""
     # Route construction only inspects handler signatures; the services are never touched.
-    app = create_app(cast("Services", None), version=__version__)
+    app = create_app(cast("Services", None), cast("Streams", None), version=__version__)
     document = json.dumps(app.openapi_schema.to_schema())
     # Generic envelopes get names like "Success_orchestrator.api.schemas.StartData_"; client
     # generators turn those into unreadable type names, so shorten them to "Success_StartData".

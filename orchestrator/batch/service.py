@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import TypeVar
 
 import msgspec
 
@@ -58,6 +59,8 @@ from orchestrator.ports.secrets import Sealer
 from orchestrator.ports.storage import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class BatchRules(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,11 +196,11 @@ class BatchService:
             await self._store.sessions.create(session, sealed)
             await self._audit.record("session.start", session_id=session.id, detail=target_ssid)
             log.info("session %s started for target SSID %r", session.id, target_ssid)
-            await self._drive(_Driven(session=session, candidates={}))
             snapshot = SessionSnapshot.of(session, [])
             await self._publish(
                 EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id
             )
+            await self._drive(_Driven(session=session, candidates={}))
             return snapshot, True
 
     async def stop(self, session_id: str) -> SessionSnapshot:
@@ -301,6 +304,60 @@ class BatchService:
         cleared = await self._store.sessions.delete_closed_before(cutoff)
         await self._audit.record("history.clear", detail=f"older_than_days={older_than_days}")
         return cleared
+
+    async def stream_snapshot(
+        self, session_id: str | None, subscribe: Callable[[], T]
+    ) -> tuple[list[Event], T]:
+        """The snapshot a new event stream starts with (contract section 4), and `subscribe()`
+        called under the same lock, so no change can fall between the two.
+
+        Without `session_id` the snapshot shows the session this run drives, else the newest
+        unclosed one, else only the network.
+        """
+        async with self._lock:
+            session = await self._require(session_id) if session_id else await self._current()
+            events: list[Event] = []
+            now = self._clock()
+            if session is not None:
+                candidates = sorted(
+                    await self._candidates_of(session), key=lambda c: (c.discovered_at, c.mac)
+                )
+                allowlisted = {e.mac for e in await self._store.allowlist.list()}
+                snapshot = SessionSnapshot.of(session, candidates)
+                events.append(
+                    self._event(
+                        EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id, now
+                    )
+                )
+                events += [
+                    self._event(
+                        EventType.DEVICE_DISCOVERED,
+                        DeviceDiscovered(
+                            mac=c.mac,
+                            ip=c.ip,
+                            rssi=c.rssi,
+                            firmware_version=c.firmware_version,
+                            in_allowlist=c.mac in allowlisted,
+                        ),
+                        session.id,
+                        now,
+                    )
+                    for c in candidates
+                ]
+                events += [
+                    self._event(
+                        EventType.DEVICE_STATE_CHANGED,
+                        _state_changed(CandidateState.DISCOVERED, c),
+                        session.id,
+                        now,
+                    )
+                    for c in candidates
+                    if c.state is not CandidateState.DISCOVERED
+                ]
+            events.append(
+                self._event(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None, now)
+            )
+            return events, subscribe()
 
     def network_status(self) -> NetworkStatus:
         """The onboarding network right now."""
@@ -541,6 +598,7 @@ class BatchService:
             await self._save_session(driven, closed, "session.closed")
         if not self._driven:
             await self._network.down()
+            await self._network_changed()
         # Last, because the caller may be this very task (the expiry timer): cancelling it
         # earlier would interrupt the close half-way.
         if driven.task is not None:
@@ -549,7 +607,10 @@ class BatchService:
     async def _drive(self, driven: _Driven) -> None:
         """Take charge of an open session: network up, discovery and timers running."""
         self._driven[driven.session.id] = driven
+        was_active = self._network.status().is_active
         await self._network.up()
+        if not was_active:
+            await self._network_changed()
         if self._tasks is None:
             raise RuntimeError("BatchService used outside its `async with` block")
         driven.task = self._tasks.create_task(self._run_session(driven.session.id))
@@ -651,13 +712,7 @@ class BatchService:
             )
             await self._publish(
                 EventType.DEVICE_STATE_CHANGED,
-                DeviceStateChanged(
-                    mac=new.mac,
-                    previous_state=old.state,
-                    new_state=new.state,
-                    progress=PROGRESS.get(new.state),
-                    error=error,
-                ),
+                _state_changed(old.state, new),
                 driven.session.id,
             )
         await self._publish_session(driven)
@@ -668,10 +723,21 @@ class BatchService:
             EventType.SESSION_STATUS, SessionStatus(session=snapshot), driven.session.id
         )
 
+    @staticmethod
+    def _event(kind: EventType, payload: Payload, session_id: str | None, at: datetime) -> Event:
+        return Event(type=kind, timestamp=at, payload=payload, session_id=session_id)
+
     async def _publish(self, kind: EventType, payload: Payload, session_id: str | None) -> None:
-        await self._events.publish(
-            Event(type=kind, timestamp=self._clock(), payload=payload, session_id=session_id)
-        )
+        await self._events.publish(self._event(kind, payload, session_id, self._clock()))
+
+    async def _network_changed(self) -> None:
+        await self._publish(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None)
+
+    async def _current(self) -> Session | None:
+        if self._driven:
+            return max((d.session for d in self._driven.values()), key=lambda s: s.created_at)
+        unclosed = await self._store.sessions.list_unclosed()
+        return unclosed[-1] if unclosed else None
 
     async def _candidates_of(self, session: Session) -> list[Candidate]:
         driven = self._driven.get(session.id)
@@ -715,3 +781,15 @@ class BatchService:
         else:
             return None
         return max(0, int((deadline - now).total_seconds()))
+
+
+def _state_changed(previous: CandidateState, candidate: Candidate) -> DeviceStateChanged:
+    """The device.state_changed payload for `candidate` having left `previous`."""
+    failed = candidate.state is CandidateState.FAILED and candidate.failure is not None
+    return DeviceStateChanged(
+        mac=candidate.mac,
+        previous_state=previous,
+        new_state=candidate.state,
+        progress=PROGRESS.get(candidate.state),
+        error=candidate.failure.message if failed and candidate.failure else None,
+    )

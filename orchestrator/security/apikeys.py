@@ -38,6 +38,11 @@ class ApiKeys:
         """Revoke a key by id; False when there is no such active key."""
         return await self._repository.revoke(key_id, self._clock())
 
+    async def active(self, key_id: str) -> ApiKeyRecord | None:
+        """The record of an active (not revoked) key, by id."""
+        record = await self._repository.get(key_id)
+        return record if record is not None and record.is_active else None
+
     async def verify(self, presented: str) -> ApiKeyRecord | None:
         """The active record matching `presented`, or None.
 

@@ -104,15 +104,21 @@ async def test_every_change_lands_in_the_event_log(harness: Harness) -> None:
     events = [msgspec.json.decode(e.data) for e in stored]
     assert [e["type"] for e in events] == [
         "session.status",
+        "network.status_changed",
         "device.discovered",
         "session.status",
         "device.state_changed",
         "session.status",
         "session.status",
         "session.status",
+        "network.status_changed",
     ]
-    assert all(e["version"] == "1.0" and e["session_id"] == session["id"] for e in events)
-    changed = events[3]["payload"]
+    assert all(e["version"] == "1.0" for e in events)
+    network = [e for e in events if e["type"] == "network.status_changed"]
+    assert [e["payload"]["is_active"] for e in network] == [True, False]
+    assert all("session_id" not in e for e in network)
+    assert all(e["session_id"] == session["id"] for e in events if e not in network)
+    changed = events[4]["payload"]
     assert changed == {
         "mac": A,
         "previous_state": "discovered",
