@@ -12,7 +12,15 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator.api.auth import require_api_key
 from orchestrator.api.envelope import CORRELATION_HEADER, correlation_id_for
 from orchestrator.api.errors import handle_exception
-from orchestrator.api.routes import allowlist, batch, console_session, events, health, sessions
+from orchestrator.api.routes import (
+    allowlist,
+    audit,
+    batch,
+    console_session,
+    events,
+    health,
+    sessions,
+)
 from orchestrator.api.state import Services, state_for
 from orchestrator.api.streams import STATE_KEY as STREAMS_KEY
 from orchestrator.api.streams import Streams
@@ -54,6 +62,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
             Router("/allowlist", route_handlers=allowlist.HANDLERS),
             Router("/sessions", route_handlers=sessions.HANDLERS),
             health.network_status,
+            *audit.HANDLERS,
         ],
     )
     return Litestar(

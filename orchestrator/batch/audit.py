@@ -8,7 +8,7 @@ from datetime import datetime
 from orchestrator.context import actor_var, correlation_id_var
 from orchestrator.domain.audit import AuditEntry, Outcome
 from orchestrator.domain.mac import Mac
-from orchestrator.ports.storage import AuditLog
+from orchestrator.ports.storage import AuditLog, AuditQuery
 
 
 class Auditor:
@@ -41,3 +41,7 @@ class Auditor:
                 detail=detail,
             )
         )
+
+    async def page(self, query: AuditQuery) -> list[AuditEntry]:
+        """Entries matching `query`, newest first."""
+        return await self._log.page(query)
