@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.logging.level)
     if args.command == "serve":
-        asyncio.run(serve(settings))
+        # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
+        # default action that would kill the process before the store is closed. Unwind
+        # through KeyboardInterrupt instead, as SIGINT does, so every `async with` exits.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(settings))
         return 0
     return asyncio.run(_apikey(args, settings))

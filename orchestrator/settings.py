@@ -97,7 +97,7 @@ def load_settings(
     if config_file is not None:
         try:
             layers.append(tomllib.loads(config_file.read_text(encoding="utf-8")))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read config file {config_file}: {exc}") from exc
     layers.append(_from_environment(environ))
     if overrides:

@@ -88,5 +88,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
             render_plugins=[],
             path="/api/v1/openapi",
         ),
+        # Logging belongs to the process (orchestrator.context.configure_logging), not the app.
+        logging_config=None,
         debug=False,
     )

@@ -35,14 +35,17 @@ class SecretBox:
     def from_key_file(cls, path: Path) -> SecretBox:
         """Load the key at `path`, creating it (mode 0600) if it does not exist yet."""
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls(_read_private_key(path))
-        with os.fdopen(fd, "wb") as handle:
-            key = secrets.token_bytes(_KEY_BYTES)
-            handle.write(key)
-            handle.flush()
-            os.fsync(handle.fileno())
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return cls(_read_private_key(path))
+            with os.fdopen(fd, "wb") as handle:
+                key = secrets.token_bytes(_KEY_BYTES)
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise SecretBoxError(f"cannot use key file {path}: {exc.strerror}") from exc
         return cls(key)
 
     def seal(self, plaintext: str, context: str) -> bytes:
@@ -54,6 +57,8 @@ class SecretBox:
         """Decrypt a value sealed for `context`."""
         if sealed[:1] != _VERSION:
             raise SecretBoxError("unknown sealed-value format")
+        if len(sealed) < 1 + _NONCE_BYTES:
+            raise SecretBoxError("sealed value is truncated")
         nonce, body = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
         try:
             return self._aead.decrypt(nonce, body, context.encode()).decode()
