@@ -411,7 +411,8 @@ class BatchService:
         async with self._lock:
             driven = await self._driven_for_work(session_id)
             candidate = self._candidate(driven, mac)
-            event = rules.retry_decision(candidate)
+            entry = await self._store.allowlist.get(mac)
+            event = rules.retry_decision(candidate, in_allowlist=entry is not None)
             if event is None:
                 return DeviceOutcome(
                     mac=mac, state=candidate.state, message="provisioning already under way"

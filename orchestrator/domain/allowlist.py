@@ -53,9 +53,15 @@ class AllowlistStats(msgspec.Struct, frozen=True, kw_only=True):
 def revise(
     entry: AllowlistEntry, *, description: str | None, container_id: str | None
 ) -> AllowlistEntry:
-    """Apply an edit; fields left out (None) keep their value."""
+    """Apply an edit: a field left out (None) keeps its value, an empty string clears it."""
     return msgspec.structs.replace(
         entry,
-        description=entry.description if description is None else description,
-        container_id=entry.container_id if container_id is None else container_id,
+        description=_revised(entry.description, description),
+        container_id=_revised(entry.container_id, container_id),
     )
+
+
+def _revised(current: str | None, given: str | None) -> str | None:
+    if given is None:
+        return current
+    return given or None

@@ -71,10 +71,19 @@ def provision_decision(candidate: Candidate, *, in_allowlist: bool) -> Candidate
     )
 
 
-def retry_decision(candidate: Candidate) -> CandidateEvent | None:
-    """RETRY for a failed device, None when a retry is already under way."""
+def retry_decision(candidate: Candidate, *, in_allowlist: bool) -> CandidateEvent | None:
+    """RETRY for a failed device, None when a retry is already under way.
+
+    A retry is a new provisioning attempt, so it needs the allowlist like a first one (else
+    skip-then-retry would hand credentials to a device nobody admitted).
+    """
     if candidate.state in _IN_FLIGHT:
         return None
+    if not in_allowlist:
+        raise OrchestratorError(
+            ErrorCode.DEVICE_NOT_IN_ALLOWLIST,
+            f"device {candidate.mac} is not on the allowlist; add it before retrying",
+        )
     return CandidateEvent.RETRY
 
 

@@ -123,7 +123,8 @@ def apply_session_event(
     if target == session.state:
         return session
     if event is SessionEvent.EXPIRE:
-        closed_reason = ClosedReason.EXPIRED
+        # A session already closing keeps the operator's reason: it was stopped, not expired.
+        closed_reason = session.closed_reason or ClosedReason.EXPIRED
     elif event is SessionEvent.STOP:
         closed_reason = closed_reason or ClosedReason.STOPPED
     return msgspec.structs.replace(

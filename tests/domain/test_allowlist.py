@@ -62,3 +62,12 @@ class TestView:
     def test_used_is_exactly_whether_used_at_is_set(self, used: bool) -> None:
         entry = msgspec.structs.replace(FULL, used_at=T0 if used else None)
         assert AllowlistEntryView.of(entry).used is used
+
+
+def test_revise_clears_a_field_given_as_an_empty_string() -> None:
+    entry = AllowlistEntry(
+        mac=parse_mac("02:00:00:00:00:01"), added_at=T0, description="cam", container_id="c1"
+    )
+    revised = revise(entry, description="", container_id=None)
+    assert revised.description is None
+    assert revised.container_id == "c1"

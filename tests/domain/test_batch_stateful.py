@@ -197,7 +197,8 @@ class BatchMachine(RuleBasedStateMachine):
         if done:
             self.model_session = moves[previous]
             if event is SessionEvent.EXPIRE:
-                self.model_reason = ClosedReason.EXPIRED
+                # A session the operator already stopped keeps "stopped" when it expires.
+                self.model_reason = self.model_reason or ClosedReason.EXPIRED
             elif event is SessionEvent.STOP and previous in OPEN:
                 self.model_reason = ClosedReason.STOPPED
         return done
@@ -293,7 +294,9 @@ class BatchMachine(RuleBasedStateMachine):
         self._tick()
         device = self.model[mac]
         expected = self._gate()
-        if expected is None and device.state is C.FAILED:
+        if expected is None and device.state not in IN_FLIGHT and not device.allowlisted:
+            expected = ErrorCode.DEVICE_NOT_IN_ALLOWLIST
+        elif expected is None and device.state is C.FAILED:
             if device.retry_count >= self.session.max_retries:
                 expected = ErrorCode.MAX_RETRIES_EXCEEDED
         elif expected is None and device.state not in IN_FLIGHT:
@@ -301,7 +304,7 @@ class BatchMachine(RuleBasedStateMachine):
 
         def action() -> State:
             require_accepting_work(self.session)
-            event = retry_decision(self.candidates[mac])
+            event = retry_decision(self.candidates[mac], in_allowlist=mac in self.allowlisted)
             if event is None:
                 return self.session, self.candidates
             return self.session, {**self.candidates, mac: self._apply(mac, event)}
