@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 from orchestrator import __version__
 from orchestrator.context import configure_logging
 from orchestrator.security.apikeys import ApiKeys
+from orchestrator.security.secretbox import SecretBox
+from orchestrator.security.totp_enrollment import enroll_totp
 from orchestrator.service import open_store, serve, utc_now
 from orchestrator.settings import Settings, SettingsError, load_settings
 
@@ -40,6 +43,22 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_parser("list", parents=[common], help="list keys (ids and names, never keys)")
     revoke = keys.add_parser("revoke", parents=[common], help="revoke a key by id")
     revoke.add_argument("key_id", help="the id shown by `apikey list`")
+
+    totp_cmd = commands.add_parser("totp", help="TOTP step-up for sensitive operations")
+    totp_actions = totp_cmd.add_subparsers(dest="action", required=True)
+    enroll = totp_actions.add_parser(
+        "enroll", parents=[common], help="enroll a TOTP seed (shown once, as a QR code)"
+    )
+    enroll.add_argument(
+        "--account",
+        default=socket.gethostname(),
+        help="the name authenticator apps show for it (default: this host's name)",
+    )
+    enroll.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the enrolled seed (authenticator entries of the old one stop working)",
+    )
     return parser
 
 
@@ -80,6 +99,30 @@ async def _apikey(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _totp(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_store(settings) as store:
+        # After open_store: it creates the data directory the key file lives in.
+        sealer = SecretBox.from_key_file(settings.storage.secret_key_path)
+        enrolled = await enroll_totp(
+            store,
+            sealer,
+            issuer=settings.security.totp_issuer,
+            account=args.account,
+            out=sys.stdout,
+            clock=utc_now,
+            replace=args.replace,
+        )
+    if not enrolled:
+        print(
+            "a TOTP seed is already enrolled; pass --replace to replace it "
+            "(authenticator entries of the old seed stop working)",
+            file=sys.stderr,
+        )
+        return 1
+    print("TOTP enrolled: sensitive operations now accept its codes", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `orchestrator` command."""
     args = _parser().parse_args(argv)
@@ -97,4 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(settings))
         return 0
+    if args.command == "totp":
+        return asyncio.run(_totp(args, settings))
     return asyncio.run(_apikey(args, settings))

@@ -30,6 +30,7 @@ from orchestrator.ports.storage import Store
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.console_sessions import ConsoleSessions
 from orchestrator.security.secretbox import SecretBox
+from orchestrator.security.stepup import StepUp
 from orchestrator.settings import Settings
 from orchestrator.storage import open_sqlite_store
 from orchestrator.streaming.bus import EventBus
@@ -121,11 +122,13 @@ async def run_appliance(
                 ),
             )
         )
+        auditor = Auditor(store.audit, clock)
         services = Services(
             batches=batches,
             allowlist=AllowlistService(store, clock),
             api_keys=ApiKeys(store.api_keys, clock),
-            auditor=Auditor(store.audit, clock),
+            auditor=auditor,
+            step_up=StepUp(store.totp, sealer, auditor, clock, settings.security),
             database_health=store.health,
             version=__version__,
         )

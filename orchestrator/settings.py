@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import msgspec
 
 from orchestrator.domain.network import DEFAULT_ONBOARDING_SSID
+from orchestrator.security.stepup import SecuritySettings
 
 ENV_PREFIX = "ORCHESTRATOR_"
 DATABASE_FILE = "orchestrator.sqlite3"
@@ -80,6 +81,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
     batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
+    security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

@@ -15,6 +15,7 @@ from orchestrator.api.errors import handle_exception
 from orchestrator.api.routes import (
     allowlist,
     audit,
+    auth,
     batch,
     console_session,
     events,
@@ -69,7 +70,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
         route_handlers=[
             health.health,
             provisioning,
-            Router("/api/v1/auth", route_handlers=console_session.HANDLERS),
+            Router("/api/v1/auth", route_handlers=[*console_session.HANDLERS, *auth.HANDLERS]),
         ],
         dependencies={
             "services": Provide(lambda: services, sync_to_thread=False),

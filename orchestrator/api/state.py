@@ -11,6 +11,7 @@ from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
 from orchestrator.batch.service import BatchService
 from orchestrator.security.apikeys import ApiKeys
+from orchestrator.security.stepup import StepUp
 
 _STATE_KEY = "services"
 
@@ -22,6 +23,7 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     allowlist: AllowlistService
     api_keys: ApiKeys
     auditor: Auditor
+    step_up: StepUp
     database_health: Callable[[], Awaitable[str]]
     version: str
 

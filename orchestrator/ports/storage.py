@@ -17,6 +17,7 @@ from orchestrator.domain.events import Event
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.pairing import DeviceRecord, PairingSession
 from orchestrator.domain.session import Session
+from orchestrator.domain.totp import TotpEnrollment
 
 
 class StorageError(Exception):
@@ -232,6 +233,28 @@ class Store(Protocol):
         """API key records."""
         ...
 
+    @property
+    def totp(self) -> TotpRepository:
+        """The TOTP step-up enrollment."""
+        ...
+
     async def health(self) -> str:
         """`ok`, or a short description of what is wrong (never raises)."""
+        ...
+
+
+class TotpRepository(Protocol):
+    """The appliance's one TOTP enrollment: a sealed seed and the last time step used."""
+
+    async def enroll(self, sealed_seed: bytes, at: datetime) -> None:
+        """Store a new seed, replacing any earlier one; no step of it has been used yet."""
+        ...
+
+    async def get(self) -> TotpEnrollment | None:
+        """The enrollment, or None before the first `enroll`."""
+        ...
+
+    async def claim_step(self, step: int) -> bool:
+        """Record `step` as used if it is newer than the last used step, atomically; True
+        only for the one caller that moved it (False too when nothing is enrolled)."""
         ...

@@ -23,6 +23,7 @@ from orchestrator.domain.events import Event
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.pairing import DeviceRecord, PairingSession
 from orchestrator.domain.session import Session, SessionState
+from orchestrator.domain.totp import TotpEnrollment
 from orchestrator.ports.storage import AuditQuery, StorageError, StoredEvent
 from orchestrator.storage.codec import to_utc
 
@@ -307,6 +308,29 @@ class MemoryApiKeyRepository:
         return True
 
 
+class MemoryTotpRepository:
+    """TotpRepository in one attribute; `claim_step` never awaits, so it is atomic."""
+
+    def __init__(self) -> None:
+        self._enrollment: TotpEnrollment | None = None
+
+    async def enroll(self, sealed_seed: bytes, at: datetime) -> None:
+        """Store a new seed, replacing any earlier one; no step of it has been used yet."""
+        self._enrollment = TotpEnrollment(sealed_seed=bytes(sealed_seed), enrolled_at=to_utc(at))
+
+    async def get(self) -> TotpEnrollment | None:
+        """The enrollment, or None before the first `enroll`."""
+        return self._enrollment
+
+    async def claim_step(self, step: int) -> bool:
+        """Record `step` as used if it is newer than the last used step."""
+        enrollment = self._enrollment
+        if enrollment is None or enrollment.last_used_step >= step:
+            return False
+        self._enrollment = msgspec.structs.replace(enrollment, last_used_step=step)
+        return True
+
+
 class MemoryStore:
     """The Store port in memory, for tests and demos; nothing to open or close."""
 
@@ -319,6 +343,7 @@ class MemoryStore:
         self.audit: Final = MemoryAuditLog()
         self.events: Final = MemoryEventLog()
         self.api_keys: Final = MemoryApiKeyRepository()
+        self.totp: Final = MemoryTotpRepository()
 
     async def health(self) -> str:
         """Always `ok`: memory does not fail."""

@@ -18,6 +18,7 @@ from orchestrator.storage.events import SqliteEventLog
 from orchestrator.storage.provisioning import SqliteProvisioningRepository
 from orchestrator.storage.schema import Migration, load_migrations, migrate
 from orchestrator.storage.sessions import SqliteSessionRepository
+from orchestrator.storage.totp import SqliteTotpRepository
 
 
 class SqliteStore:
@@ -33,6 +34,7 @@ class SqliteStore:
         self.audit: Final = SqliteAuditLog(database)
         self.events: Final = SqliteEventLog(database)
         self.api_keys: Final = SqliteApiKeyRepository(database)
+        self.totp: Final = SqliteTotpRepository(database)
 
     async def health(self) -> str:
         """`ok`, or a short description of what is wrong (never raises)."""

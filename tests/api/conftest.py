@@ -14,6 +14,7 @@ import pytest
 from httpx import Response
 
 from orchestrator.network.standby import StandbyNetwork
+from orchestrator.security.stepup import SecuritySettings
 from orchestrator.service import Appliance, Edges, run_appliance
 from orchestrator.settings import BatchSettings, Settings, StorageSettings
 from tests.fakes import FakeClock, QueueDeviceSource, RecordingEngine
@@ -56,7 +57,12 @@ class Harness:
 
 def make_settings(data_dir: Path, **batch: Any) -> Settings:
     """Settings for an appliance in `data_dir`."""
-    return Settings(storage=StorageSettings(data_dir=str(data_dir)), batch=BatchSettings(**batch))
+    # Step-up off: these tests are about the routes; tests/api/test_gates.py covers the gates.
+    return Settings(
+        storage=StorageSettings(data_dir=str(data_dir)),
+        batch=BatchSettings(**batch),
+        security=SecuritySettings(totp_required_for=frozenset()),
+    )
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import msgspec
 import pytest
 
 from orchestrator.domain.events import ErrorRaised, Event, EventType
+from orchestrator.security.stepup import SecuritySettings
 from orchestrator.service import AppServer, http_server
 from orchestrator.settings import BatchSettings, Settings, StorageSettings, StreamSettings
 from tests.api.conftest import Harness, running
@@ -56,6 +57,7 @@ def live_settings(data_dir: Path, **streams: Any) -> Settings:
         storage=StorageSettings(data_dir=str(data_dir)),
         batch=BatchSettings(),
         streams=StreamSettings(**streams),
+        security=SecuritySettings(totp_required_for=frozenset()),
     )
 
 

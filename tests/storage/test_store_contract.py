@@ -12,6 +12,7 @@ from orchestrator.domain.audit import Outcome
 from orchestrator.domain.candidate import CandidateState, Failure
 from orchestrator.domain.errors import ErrorCode
 from orchestrator.domain.session import SessionState
+from orchestrator.domain.totp import NO_STEP_USED, TotpEnrollment
 from orchestrator.ports.storage import AuditQuery, StorageError, Store
 from tests.storage.samples import (
     T0,
@@ -402,3 +403,51 @@ async def test_revoke_refuses_naive_time(store: Store) -> None:
     assert record is not None
     assert record.is_active
     assert record.created_at.tzinfo is UTC
+
+
+# --- TOTP enrollment --------------------------------------------------------------------------
+
+
+async def test_totp_is_unenrolled_until_a_seed_is_stored(store: Store) -> None:
+    assert await store.totp.get() is None
+    assert await store.totp.claim_step(1) is False
+    await store.totp.enroll(SEALED, T0)
+    assert await store.totp.get() == TotpEnrollment(
+        sealed_seed=SEALED, enrolled_at=T0, last_used_step=NO_STEP_USED
+    )
+
+
+async def test_claim_step_only_moves_forward(store: Store) -> None:
+    await store.totp.enroll(SEALED, T0)
+    assert await store.totp.claim_step(100) is True
+    assert await store.totp.claim_step(100) is False
+    assert await store.totp.claim_step(99) is False
+    assert await store.totp.claim_step(101) is True
+    enrollment = await store.totp.get()
+    assert enrollment is not None
+    assert enrollment.last_used_step == 101
+
+
+async def test_concurrent_claims_of_one_step_have_one_winner(store: Store) -> None:
+    await store.totp.enroll(SEALED, T0)
+    won = await asyncio.gather(*(store.totp.claim_step(7) for _ in range(10)))
+    assert sorted(won) == [False] * 9 + [True]
+
+
+async def test_enrolling_again_replaces_the_seed_and_forgets_used_steps(store: Store) -> None:
+    await store.totp.enroll(SEALED, T0)
+    assert await store.totp.claim_step(500) is True
+    local = at(60).astimezone(timezone(timedelta(hours=-5)))
+    await store.totp.enroll(b"another sealed seed", local)
+    enrollment = await store.totp.get()
+    assert enrollment == TotpEnrollment(
+        sealed_seed=b"another sealed seed", enrolled_at=at(60), last_used_step=NO_STEP_USED
+    )
+    assert enrollment.enrolled_at.tzinfo is UTC
+    assert await store.totp.claim_step(3) is True
+
+
+async def test_totp_enroll_refuses_naive_time(store: Store) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        await store.totp.enroll(SEALED, datetime(2025, 1, 1))  # noqa: DTZ001
+    assert await store.totp.get() is None

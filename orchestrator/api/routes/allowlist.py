@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from orchestrator.api.envelope import Success, ok
 from orchestrator.api.errors import error_specs
+from orchestrator.api.gates import STEP_UP_ERRORS, require_step_up
 from orchestrator.api.schemas import (
     AllowlistEntriesData,
     AllowlistEntryData,
@@ -27,9 +28,12 @@ from orchestrator.batch.allowlist import AllowlistDraft, AllowlistService
 from orchestrator.domain.allowlist import AllowlistEntryView, AllowlistStats
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.mac import Mac, is_mac, parse_mac
+from orchestrator.domain.totp import GatedOperation
 
 _E = ErrorCode
 _MAX_LISTED_BAD = 5
+_WRITE = require_step_up(GatedOperation.ALLOWLIST_WRITE)
+"""Every allowlist change decides whom the appliance trusts."""
 
 
 def _draft(row: AllowlistWrite) -> AllowlistDraft:
@@ -77,7 +81,7 @@ async def get_entry(
     return ok(AllowlistEntryData(entry=AllowlistEntryView.of(entry)))
 
 
-@post("/", status_code=201, responses=error_specs(_E.UNAUTHORIZED))
+@post("/", status_code=201, guards=[_WRITE], responses=error_specs(*STEP_UP_ERRORS))
 async def add_entry(
     data: JSONBody[AllowlistWrite], allowlist: NamedDependency[AllowlistService]
 ) -> Response[Success[AllowlistEntryMessage]]:
@@ -87,7 +91,11 @@ async def add_entry(
     return ok(AllowlistEntryMessage(entry=AllowlistEntryView.of(entry), message=message), 201)
 
 
-@patch("/{mac:str}", responses=error_specs(_E.DEVICE_NOT_IN_ALLOWLIST, _E.UNAUTHORIZED))
+@patch(
+    "/{mac:str}",
+    guards=[_WRITE],
+    responses=error_specs(_E.DEVICE_NOT_IN_ALLOWLIST, *STEP_UP_ERRORS),
+)
 async def edit_entry(
     mac: FromPath[str], data: JSONBody[AllowlistPatch], allowlist: NamedDependency[AllowlistService]
 ) -> Response[Success[AllowlistEntryMessage]]:
@@ -101,7 +109,8 @@ async def edit_entry(
 @delete(
     "/{mac:str}",
     status_code=200,
-    responses=error_specs(_E.DEVICE_NOT_IN_ALLOWLIST, _E.UNAUTHORIZED),
+    guards=[_WRITE],
+    responses=error_specs(_E.DEVICE_NOT_IN_ALLOWLIST, *STEP_UP_ERRORS),
 )
 async def remove_entry(
     mac: FromPath[str], allowlist: NamedDependency[AllowlistService]
@@ -112,7 +121,7 @@ async def remove_entry(
     return ok(DeletedData(success=True, message=f"{canonical} removed from the allowlist"))
 
 
-@post("/bulk", status_code=200, responses=error_specs(_E.UNAUTHORIZED))
+@post("/bulk", status_code=200, guards=[_WRITE], responses=error_specs(*STEP_UP_ERRORS))
 async def bulk_add(
     data: JSONBody[BulkAddRequest], allowlist: NamedDependency[AllowlistService]
 ) -> Response[Success[BulkAddData]]:
@@ -132,7 +141,7 @@ async def bulk_add(
     )
 
 
-@post("/bulk-remove", status_code=200, responses=error_specs(_E.UNAUTHORIZED))
+@post("/bulk-remove", status_code=200, guards=[_WRITE], responses=error_specs(*STEP_UP_ERRORS))
 async def bulk_remove(
     data: JSONBody[BulkRemoveRequest], allowlist: NamedDependency[AllowlistService]
 ) -> Response[Success[BulkRemoveData]]:
@@ -150,7 +159,8 @@ async def bulk_remove(
 @delete(
     "/all",
     status_code=200,
-    responses=error_specs(_E.MISSING_PARAMETER, _E.UNAUTHORIZED),
+    guards=[_WRITE],
+    responses=error_specs(_E.MISSING_PARAMETER, *STEP_UP_ERRORS),
 )
 async def clear_all(
     allowlist: NamedDependency[AllowlistService],

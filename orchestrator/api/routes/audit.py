@@ -28,6 +28,7 @@ class AuditPage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 @get("/audit", responses=error_specs(ErrorCode.UNAUTHORIZED))
 async def audit_log(
+    *,
     services: NamedDependency[Services],
     mac: Annotated[str | None, QueryParameter()] = None,
     action: Annotated[str | None, QueryParameter(max_length=100)] = None,

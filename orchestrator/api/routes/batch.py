@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from orchestrator.api.envelope import Success, ok
 from orchestrator.api.errors import error_specs
+from orchestrator.api.gates import STEP_UP_ERRORS, require_step_up
 from orchestrator.api.schemas import (
     DeviceActionData,
     DevicesData,
@@ -25,6 +26,7 @@ from orchestrator.domain.candidate import CandidateState
 from orchestrator.domain.errors import ErrorCode
 from orchestrator.domain.mac import parse_mac
 from orchestrator.domain.network import NetworkStatus
+from orchestrator.domain.totp import GatedOperation
 
 _E = ErrorCode
 _SESSION_ERRORS = (_E.SESSION_NOT_FOUND, _E.SESSION_EXPIRED, _E.UNAUTHORIZED)
@@ -50,7 +52,8 @@ def _device(outcome: DeviceOutcome) -> DeviceActionData:
 @post(
     "/start",
     status_code=201,
-    responses=error_specs(_E.SESSION_ALREADY_ACTIVE, _E.UNAUTHORIZED),
+    guards=[require_step_up(GatedOperation.SESSION_START)],
+    responses=error_specs(_E.SESSION_ALREADY_ACTIVE, *STEP_UP_ERRORS),
     summary="Start a batch session",
 )
 async def start_batch(

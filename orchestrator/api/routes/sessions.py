@@ -10,10 +10,12 @@ from litestar.params import FromPath, QueryParameter
 
 from orchestrator.api.envelope import Success, ok
 from orchestrator.api.errors import error_specs
+from orchestrator.api.gates import STEP_UP_ERRORS, require_step_up
 from orchestrator.api.routes.batch import session_data
 from orchestrator.api.schemas import ClearedData, MessageData, SessionData, SessionsData
 from orchestrator.batch.service import BatchService
 from orchestrator.domain.errors import ErrorCode
+from orchestrator.domain.totp import GatedOperation
 
 _E = ErrorCode
 
@@ -41,7 +43,8 @@ async def resume_session(
 @delete(
     "/{session_id:str}",
     status_code=200,
-    responses=error_specs(_E.SESSION_NOT_FOUND, _E.SESSION_NOT_RECOVERABLE, _E.UNAUTHORIZED),
+    guards=[require_step_up(GatedOperation.SESSION_DISCARD)],
+    responses=error_specs(_E.SESSION_NOT_FOUND, _E.SESSION_NOT_RECOVERABLE, *STEP_UP_ERRORS),
 )
 async def discard_session(
     session_id: FromPath[str], batches: NamedDependency[BatchService]
@@ -60,7 +63,12 @@ async def session_history(
     return ok(SessionsData(sessions=await batches.history(limit)))
 
 
-@delete("/history", status_code=200, responses=error_specs(_E.UNAUTHORIZED))
+@delete(
+    "/history",
+    status_code=200,
+    guards=[require_step_up(GatedOperation.HISTORY_CLEAR)],
+    responses=error_specs(*STEP_UP_ERRORS),
+)
 async def clear_history(
     batches: NamedDependency[BatchService],
     older_than_days: Annotated[int, QueryParameter(ge=0, le=36_500)] = 7,
