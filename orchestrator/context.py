@@ -40,3 +40,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # aiosqlite logs every statement with its parameters at DEBUG: noise, and a place secrets
+    # could end up if a parameter ever held one.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

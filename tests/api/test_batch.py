@@ -278,3 +278,11 @@ async def test_session_expiry_answers_gone(tmp_path: Any) -> None:
         assert_error(await harness.get(f"/batch/{session['id']}"), 410, "SESSION_EXPIRED")
         history = (await harness.get("/sessions/history")).json()["data"]["sessions"]
         assert history[0]["state"] == "closed"
+
+
+async def test_retry_needs_the_allowlist(harness: Harness) -> None:
+    sid = await _batch_with_devices(harness)
+    await harness.post(f"/batch/{sid}/devices/{C}/skip")
+    refused = await harness.post(f"/batch/{sid}/devices/{C}/retry")
+    assert_error(refused, 403, "DEVICE_NOT_IN_ALLOWLIST")
+    assert harness.engine.submitted == []

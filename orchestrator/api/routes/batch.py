@@ -149,7 +149,7 @@ async def provision_all(
 @post(
     "/{session_id:str}/devices/{mac:str}/retry",
     status_code=202,
-    responses=error_specs(*_DEVICE_ERRORS, _E.MAX_RETRIES_EXCEEDED),
+    responses=error_specs(*_DEVICE_ERRORS, _E.MAX_RETRIES_EXCEEDED, _E.DEVICE_NOT_IN_ALLOWLIST),
 )
 async def retry_device(
     session_id: FromPath[str], mac: FromPath[str], batches: NamedDependency[BatchService]
