@@ -57,16 +57,20 @@ check: $(STAMP)
 	echo "make check: all passed"
 
 contracts: $(STAMP)
-	$(BIN)/python -m orchestrator.api.openapi contracts/openapi.json
+	$(BIN)/python -m orchestrator.contracts contracts
 
 run: $(STAMP)
 	@dir=$$(mktemp -d /tmp/orchestrator-run.XXXXXX); \
 	key=$$($(BIN)/orchestrator apikey create --name make-run --data-dir "$$dir"); \
+	echo "TOTP step-up (starting a batch and allowlist changes need a code): scan this"; \
+	$(BIN)/orchestrator totp enroll --account make-run --data-dir "$$dir"; \
 	echo "Orchestrator:  http://$(RUN_HOST):$(RUN_PORT)/"; \
 	echo "Health:        http://$(RUN_HOST):$(RUN_PORT)/api/v1/health"; \
 	echo "Data dir:      $$dir (throwaway; delete it when done)"; \
 	echo "API key:       $$key"; \
 	echo "Try:           curl -H \"X-API-Key: $$key\" http://$(RUN_HOST):$(RUN_PORT)/api/v1/provisioning/allowlist"; \
+	echo "Live events:   curl -N -H \"X-API-Key: $$key\" http://$(RUN_HOST):$(RUN_PORT)/api/v1/provisioning/batch/events"; \
+	echo "Step up:       curl -H \"X-API-Key: $$key\" -H 'Content-Type: application/json' -d '{\"code\":\"123456\"}' http://$(RUN_HOST):$(RUN_PORT)/api/v1/auth/step-up"; \
 	exec $(BIN)/orchestrator serve --data-dir "$$dir" --host $(RUN_HOST) --port $(RUN_PORT)
 
 # uv comes from the dev extra (it echoes the whole file on stdout, hence >/dev/null). The dev lock

@@ -333,3 +333,30 @@ def test_serve_logs_in_the_appliance_format(tmp_path: Path) -> None:
         ready = next(line for line in served.stderr.seen if "Uvicorn running on" in line)
 
     assert "[cid=- session=- mac=-]" in ready, ready
+
+
+def test_sigterm_with_event_streams_open_ends_them_and_exits(tmp_path: Path) -> None:
+    """uvicorn waits for open connections before it stops; the exit hook ends the streams."""
+    data_dir = tmp_path / "data"
+    key = create_key(data_dir)
+    with serving(data_dir) as served, contextlib.ExitStack() as streams:
+        clients = [streams.enter_context(http_client(served)) for _ in range(3)]
+        responses = [
+            streams.enter_context(
+                client.stream(
+                    "GET", "/api/v1/provisioning/batch/events", headers={"X-API-Key": key}
+                )
+            )
+            for client in clients
+        ]
+        lines = [response.iter_lines() for response in responses]
+        for stream in lines:
+            assert next(line for line in stream if line.startswith("data:"))
+        served.process.send_signal(signal.SIGTERM)
+        returncode = served.process.wait(timeout=10)
+        # Every stream ends (the server closed it) instead of hanging.
+        for stream in lines:
+            assert list(stream) is not None
+
+    assert returncode == 0, "".join(served.stderr.seen)
+    assert "Waiting for connections to close" not in "".join(served.stderr.seen)

@@ -190,3 +190,14 @@ def test_storage_paths_live_in_the_data_dir() -> None:
     assert storage.secret_key_path == Path("/srv/orch") / SECRET_KEY_FILE
     assert storage.database_path.name == "orchestrator.sqlite3"
     assert storage.secret_key_path.name == "secret.key"
+
+
+def test_the_documented_example_configuration_loads(tmp_path: Path) -> None:
+    """docs/configuration.md's TOML example must stay a valid configuration."""
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "orchestrator.toml"
+    config.write_text(example, encoding="utf-8")
+    settings = load_settings(config, {})
+    assert settings == Settings(storage=settings.storage)
+    assert settings.storage.data_dir == "/var/lib/orchestrator"
