@@ -14,16 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 
+from orchestrator.batch import readmodels as views
 from orchestrator.batch.audit import Auditor
+from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome, SessionView
 from orchestrator.context import mac_var, session_id_var
 from orchestrator.domain import batch as rules
 from orchestrator.domain.audit import SYSTEM_ACTOR, Outcome
 from orchestrator.domain.candidate import (
-    PROGRESS,
     Candidate,
     CandidateEvent,
     CandidateState,
@@ -33,8 +34,6 @@ from orchestrator.domain.candidate import (
 )
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.events import (
-    DeviceDiscovered,
-    DeviceStateChanged,
     Event,
     EventType,
     Payload,
@@ -70,29 +69,10 @@ class BatchRules(msgspec.Struct, frozen=True, kw_only=True):
     session_ttl_s: int | None = None
 
 
-class SessionView(msgspec.Struct, frozen=True, kw_only=True):
-    """A session with its candidates as clients see them, plus timing and network facts."""
+class _Decision(Protocol):
+    """A domain rule choosing the event a device request causes (None: already under way)."""
 
-    session: SessionSnapshot
-    devices: list[CandidateView]
-    network_status: NetworkStatus
-    timeout_remaining_s: int | None
-
-
-class DeviceOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer to a single-device request."""
-
-    mac: Mac
-    state: CandidateState
-    message: str
-
-
-class ProvisionAllOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer to provision-all."""
-
-    initiated_count: int
-    skipped_count: int
-    message: str
+    def __call__(self, candidate: Candidate, *, in_allowlist: bool) -> CandidateEvent | None: ...
 
 
 class _Driven(msgspec.Struct, kw_only=True):
@@ -316,46 +296,10 @@ class BatchService:
         """
         async with self._lock:
             session = await self._require(session_id) if session_id else await self._current()
-            events: list[Event] = []
-            now = self._clock()
-            if session is not None:
-                candidates = sorted(
-                    await self._candidates_of(session), key=lambda c: (c.discovered_at, c.mac)
-                )
-                allowlisted = {e.mac for e in await self._store.allowlist.list()}
-                snapshot = SessionSnapshot.of(session, candidates)
-                events.append(
-                    self._event(
-                        EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id, now
-                    )
-                )
-                events += [
-                    self._event(
-                        EventType.DEVICE_DISCOVERED,
-                        DeviceDiscovered(
-                            mac=c.mac,
-                            ip=c.ip,
-                            rssi=c.rssi,
-                            firmware_version=c.firmware_version,
-                            in_allowlist=c.mac in allowlisted,
-                        ),
-                        session.id,
-                        now,
-                    )
-                    for c in candidates
-                ]
-                events += [
-                    self._event(
-                        EventType.DEVICE_STATE_CHANGED,
-                        _state_changed(CandidateState.DISCOVERED, c),
-                        session.id,
-                        now,
-                    )
-                    for c in candidates
-                    if c.state is not CandidateState.DISCOVERED
-                ]
-            events.append(
-                self._event(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None, now)
+            candidates = await self._candidates_of(session) if session else []
+            allowlisted = {e.mac for e in await self._store.allowlist.list()}
+            events = views.snapshot_events(
+                session, candidates, allowlisted, self._network.status(), self._clock()
             )
             return events, subscribe()
 
@@ -367,18 +311,11 @@ class BatchService:
 
     async def provision(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Start provisioning one allowlisted device (harmless when already under way)."""
-        async with self._lock:
-            driven = await self._driven_for_work(session_id)
-            candidate = self._candidate(driven, mac)
-            entry = await self._store.allowlist.get(mac)
-            event = rules.provision_decision(candidate, in_allowlist=entry is not None)
-            if event is None:
-                return DeviceOutcome(
-                    mac=mac, state=candidate.state, message="provisioning already under way"
-                )
-            updated = await self._move(driven, candidate, event, "device.provision")
-        await self._engine.submit(session_id, [mac])
-        return DeviceOutcome(mac=mac, state=updated.state, message="provisioning started")
+        candidate, started = await self._start_work(
+            session_id, mac, rules.provision_decision, "device.provision"
+        )
+        message = "provisioning started" if started else "provisioning already under way"
+        return DeviceOutcome(mac=mac, state=candidate.state, message=message)
 
     async def provision_all(
         self, session_id: str, *, only_allowlisted: bool
@@ -408,22 +345,35 @@ class BatchService:
 
     async def retry(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Provision a failed device again, within its retry budget."""
+        candidate, started = await self._start_work(
+            session_id, mac, rules.retry_decision, "device.retry"
+        )
+        message = (
+            f"retry {candidate.retry_count} started"
+            if started
+            else "provisioning already under way"
+        )
+        return DeviceOutcome(mac=mac, state=candidate.state, message=message)
+
+    async def _start_work(
+        self,
+        session_id: str,
+        mac: Mac,
+        decide: _Decision,
+        action: str,
+    ) -> tuple[Candidate, bool]:
+        """Apply the event `decide` picks and hand the device to the engine; (candidate,
+        False) when the work is already under way (a repeated request changes nothing)."""
         async with self._lock:
             driven = await self._driven_for_work(session_id)
             candidate = self._candidate(driven, mac)
-            entry = await self._store.allowlist.get(mac)
-            event = rules.retry_decision(candidate, in_allowlist=entry is not None)
+            in_allowlist = await self._store.allowlist.get(mac) is not None
+            event = decide(candidate, in_allowlist=in_allowlist)
             if event is None:
-                return DeviceOutcome(
-                    mac=mac, state=candidate.state, message="provisioning already under way"
-                )
-            updated = await self._move(driven, candidate, event, "device.retry")
+                return candidate, False
+            updated = await self._move(driven, candidate, event, action)
         await self._engine.submit(session_id, [mac])
-        return DeviceOutcome(
-            mac=mac,
-            state=updated.state,
-            message=f"retry {updated.retry_count} of {driven.session.max_retries} started",
-        )
+        return updated, True
 
     async def skip(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Give up on a device: it ends `failed`, saying the operator skipped it."""
@@ -491,13 +441,7 @@ class BatchService:
             )
             await self._publish(
                 EventType.DEVICE_DISCOVERED,
-                DeviceDiscovered(
-                    mac=candidate.mac,
-                    ip=candidate.ip,
-                    rssi=candidate.rssi,
-                    firmware_version=candidate.firmware_version,
-                    in_allowlist=in_allowlist,
-                ),
+                views.discovered(candidate, in_allowlist=in_allowlist),
                 session_id,
             )
             await self._publish_session(driven)
@@ -713,7 +657,7 @@ class BatchService:
             )
             await self._publish(
                 EventType.DEVICE_STATE_CHANGED,
-                _state_changed(old.state, new),
+                views.state_changed(old.state, new),
                 driven.session.id,
             )
         await self._publish_session(driven)
@@ -724,12 +668,8 @@ class BatchService:
             EventType.SESSION_STATUS, SessionStatus(session=snapshot), driven.session.id
         )
 
-    @staticmethod
-    def _event(kind: EventType, payload: Payload, session_id: str | None, at: datetime) -> Event:
-        return Event(type=kind, timestamp=at, payload=payload, session_id=session_id)
-
     async def _publish(self, kind: EventType, payload: Payload, session_id: str | None) -> None:
-        await self._events.publish(self._event(kind, payload, session_id, self._clock()))
+        await self._events.publish(views.event(kind, payload, session_id, self._clock()))
 
     async def _network_changed(self) -> None:
         await self._publish(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None)
@@ -750,47 +690,13 @@ class BatchService:
         return SessionSnapshot.of(session, await self._candidates_of(session))
 
     async def _view(self, session: Session, *, include_devices: bool) -> SessionView:
-        candidates = await self._candidates_of(session)
-        devices: list[CandidateView] = []
+        entries = None
         if include_devices:
             entries = {e.mac: e for e in await self._store.allowlist.list()}
-            for candidate in sorted(candidates, key=lambda c: (c.discovered_at, c.mac)):
-                entry = entries.get(candidate.mac)
-                devices.append(
-                    CandidateView.of(
-                        candidate,
-                        in_allowlist=entry is not None,
-                        container_id=entry.container_id if entry else None,
-                    )
-                )
-        return SessionView(
-            session=SessionSnapshot.of(session, candidates),
-            devices=devices,
-            network_status=self._network.status(),
-            timeout_remaining_s=self._timeout_remaining(session),
+        return views.session_view(
+            session,
+            await self._candidates_of(session),
+            entries,
+            self._network.status(),
+            self._clock(),
         )
-
-    def _timeout_remaining(self, session: Session) -> int | None:
-        """Seconds left of the current phase: discovery while discovering, else the lifetime."""
-        now = self._clock()
-        if session.state is SessionState.DISCOVERING:
-            deadline = session.created_at + timedelta(
-                seconds=session.config.discovery_timeout_seconds
-            )
-        elif session.is_open and session.expires_at is not None:
-            deadline = session.expires_at
-        else:
-            return None
-        return max(0, int((deadline - now).total_seconds()))
-
-
-def _state_changed(previous: CandidateState, candidate: Candidate) -> DeviceStateChanged:
-    """The device.state_changed payload for `candidate` having left `previous`."""
-    failed = candidate.state is CandidateState.FAILED and candidate.failure is not None
-    return DeviceStateChanged(
-        mac=candidate.mac,
-        previous_state=previous,
-        new_state=candidate.state,
-        progress=PROGRESS.get(candidate.state),
-        error=candidate.failure.message if failed and candidate.failure else None,
-    )

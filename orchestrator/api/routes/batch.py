@@ -21,7 +21,8 @@ from orchestrator.api.schemas import (
     StartData,
     StartRequest,
 )
-from orchestrator.batch.service import BatchService, DeviceOutcome, SessionView
+from orchestrator.batch.readmodels import DeviceOutcome, SessionView
+from orchestrator.batch.service import BatchService
 from orchestrator.domain.candidate import CandidateState
 from orchestrator.domain.errors import ErrorCode
 from orchestrator.domain.mac import parse_mac
