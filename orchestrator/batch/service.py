@@ -20,8 +20,8 @@ import msgspec
 
 from orchestrator.batch import readmodels as views
 from orchestrator.batch.audit import Auditor
+from orchestrator.batch.driver import drive_session
 from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome, SessionView
-from orchestrator.context import mac_var, session_id_var
 from orchestrator.domain import batch as rules
 from orchestrator.domain.audit import SYSTEM_ACTOR, Outcome
 from orchestrator.domain.candidate import (
@@ -446,6 +446,24 @@ class BatchService:
             )
             await self._publish_session(driven)
 
+    async def finish_discovery(self, session_id: str) -> None:
+        """SessionHooks: the discovery deadline passed; `discovering` becomes `active`."""
+        async with self._lock:
+            driven = self._driven.get(session_id)
+            if driven is not None and driven.session.is_open:
+                updated = apply_session_event(
+                    driven.session, SessionEvent.DISCOVERY_FINISHED, self._clock()
+                )
+                if updated is not driven.session:
+                    await self._save_session(driven, updated, "session.discovery_finished")
+
+    async def expire_if_due(self, session_id: str) -> None:
+        """SessionHooks: close the session if its lifetime has run out."""
+        async with self._lock:
+            with contextlib.suppress(OrchestratorError):
+                # _load closes the session on expiry and then reports SESSION_EXPIRED.
+                await self._load(session_id)
+
     # -- internals ----------------------------------------------------------------------
 
     async def _is_same_request(
@@ -558,54 +576,9 @@ class BatchService:
             await self._network_changed()
         if self._tasks is None:
             raise RuntimeError("BatchService used outside its `async with` block")
-        driven.task = self._tasks.create_task(self._run_session(driven.session.id))
-
-    async def _run_session(self, session_id: str) -> None:
-        """Background life of one driven session; cancelled when it closes."""
-        session_id_var.set(session_id)
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._discover(session_id))
-                group.create_task(self._finish_discovery_later(session_id))
-                group.create_task(self._expire_later(session_id))
-        except Exception:
-            # A bug in one session's background work must not take the appliance down; the
-            # session stays in the store and is recoverable after a restart.
-            log.exception("background work of session %s failed", session_id)
-
-    async def _discover(self, session_id: str) -> None:
-        try:
-            async for sighting in self._devices.sightings(session_id):
-                mac_var.set(sighting.mac)
-                await self.observe(session_id, sighting)
-        except OrchestratorError:
-            log.exception("discovery for session %s stopped", session_id)
-
-    async def _finish_discovery_later(self, session_id: str) -> None:
-        driven = self._driven.get(session_id)
-        if driven is None:
-            return
-        session = driven.session
-        deadline = session.created_at + timedelta(seconds=session.config.discovery_timeout_seconds)
-        await self._sleep(max(0.0, (deadline - self._clock()).total_seconds()))
-        async with self._lock:
-            current = self._driven.get(session_id)
-            if current is not None and current.session.is_open:
-                updated = apply_session_event(
-                    current.session, SessionEvent.DISCOVERY_FINISHED, self._clock()
-                )
-                if updated is not current.session:
-                    await self._save_session(current, updated, "session.discovery_finished")
-
-    async def _expire_later(self, session_id: str) -> None:
-        driven = self._driven.get(session_id)
-        if driven is None or driven.session.expires_at is None:
-            return
-        await self._sleep(max(0.0, (driven.session.expires_at - self._clock()).total_seconds()))
-        async with self._lock:
-            with contextlib.suppress(OrchestratorError):
-                # _load closes the session on expiry and then reports SESSION_EXPIRED.
-                await self._load(session_id)
+        driven.task = self._tasks.create_task(
+            drive_session(driven.session, self, self._devices, self._clock, self._sleep)
+        )
 
     async def _move(
         self,
