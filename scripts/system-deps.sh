@@ -12,7 +12,10 @@ set -euo pipefail
 # The Debian packages the project needs: add a package by adding a line.
 PACKAGES=(
     ca-certificates
+    dnsmasq-base # DHCP on the onboarding network (the test bed's too); no DNS service started
+    iproute2     # network namespaces, bridges and veths of the test bed
     make
+    mosquitto    # the target network's MQTT broker (tests start their own on loopback)
     python3
     python3-venv
     sqlite3
