@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from orchestrator.api.openapi import render as render_openapi
+from orchestrator.protocol.document import contract_files as device_protocol_files
 from orchestrator.settings import Settings
 
 
@@ -49,7 +50,9 @@ def _sorted_set_defaults(node: Any) -> Any:
 CONTRACTS: dict[str, Callable[[], str]] = {
     "openapi.json": render_openapi,
     "settings.schema.json": render_settings_schema,
+    **device_protocol_files(),
 }
+"""File names under contracts/ (nested paths allowed) and the functions rendering them."""
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +62,9 @@ def main(argv: list[str]) -> int:
         return 2
     directory = Path(argv[1])
     for name, render in CONTRACTS.items():
-        (directory / name).write_text(render(), encoding="utf-8")
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(), encoding="utf-8")
     return 0
 
 

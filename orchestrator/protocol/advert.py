@@ -43,16 +43,21 @@ def txt_record(info: DeviceInfo) -> dict[str, str]:
         "fw": info.firmware_version,
         "pv": str(info.protocol_version),
         "state": info.state.value,
-        "sec": ",".join(s.value for s in info.security_schemes),
+        "sec": ",".join(info.security_schemes),
     }
     if info.last_failure is not None and info.state is DeviceState.FAILED:
-        record["fail"] = info.last_failure.reason.value
+        record["fail"] = str(info.last_failure.reason)
     return record
 
 
-def parse_txt(properties: Mapping[bytes | str, bytes | str | None]) -> Advertisement:
+def parse_txt(
+    properties: Mapping[bytes, bytes | None]
+    | Mapping[str, str | None]
+    | Mapping[bytes | str, bytes | str | None],
+) -> Advertisement:
     """Read a TXT record (as zeroconf hands it over); AdvertError says what is wrong."""
-    text = {_text(k): _text(v) for k, v in properties.items() if v is not None}
+    items: list[tuple[bytes | str, bytes | str | None]] = list(properties.items())
+    text = {_text(k): _text(v) for k, v in items if v is not None}
     missing = [k for k in ("mac", "fam", "model", "fw", "pv", "state") if not text.get(k)]
     if missing:
         raise AdvertError(f"TXT record lacks {', '.join(missing)}")

@@ -66,7 +66,8 @@ Nonce = Annotated[str, msgspec.Meta(min_length=16, max_length=64, pattern="^[A-Z
 class LastFailure(msgspec.Struct, frozen=True, kw_only=True):
     """The reason and words of the last failed attempt."""
 
-    reason: FailureReason
+    reason: str
+    """A FailureReason value; an open set, so an unknown reason from newer firmware is kept."""
     message: str
     attempts: int
     """Join attempts made before the device gave up."""
@@ -84,7 +85,8 @@ class DeviceInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     rssi: Rssi
     """Signal of the onboarding network as the device hears it, in dBm."""
     state: DeviceState
-    security_schemes: list[SecurityScheme]
+    security_schemes: list[str]
+    """SecurityScheme values; an open set (unknown schemes are kept, and not used)."""
     last_failure: LastFailure | None = None
     device_name: str | None = None
     """Set once the device holds credentials."""
@@ -151,6 +153,8 @@ class PairingDisplay(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     code: Annotated[str, msgspec.Meta(pattern="^[A-Z0-9]{6}$")] | None = None
     claim_url: str | None = None
     """For devices with a screen big enough for a QR code of the claim link."""
+    protocol_version: int | None = None
+    """Set in the GET answer (every answer carries it); ignored in a request."""
 
 
 class Acknowledged(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,6 +176,7 @@ class DeviceErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     """No such endpoint (or not in this protocol version)."""
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    """The body is over MAX_REQUEST_BYTES."""
 
 
 class DeviceError(msgspec.Struct, frozen=True, kw_only=True):
