@@ -19,6 +19,7 @@ from orchestrator.security.secretbox import SecretBox
 from orchestrator.security.totp_enrollment import enroll_totp
 from orchestrator.service import open_store, serve, utc_now
 from orchestrator.settings import Settings, SettingsError, load_settings
+from orchestrator.sim.cli import add_simulate_parser, simulate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the enrolled seed (authenticator entries of the old one stop working)",
     )
+    add_simulate_parser(commands)
     return parser
 
 
@@ -126,6 +128,10 @@ async def _totp(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `orchestrator` command."""
     args = _parser().parse_args(argv)
+    if args.command == "simulate":
+        # The simulator is not the appliance: it reads no appliance configuration.
+        configure_logging("INFO")
+        return simulate(args)
     try:
         settings = _settings(args)
     except SettingsError as exc:
