@@ -25,7 +25,7 @@ help:
 	@echo "make venv       system packages (scripts/system-deps.sh), then $(VENV) from requirements-dev.lock"
 	@echo "make test       run the test suite (PYTEST_ARGS='...' is passed to pytest)"
 	@echo "make check      ruff check, ruff format --check, mypy, lint-imports"
-	@echo "make contracts  regenerate contracts/openapi.json from the code"
+	@echo "make contracts  regenerate contracts/ (OpenAPI, settings schema, device protocol) from the code"
 	@echo "make run        serve on http://$(RUN_HOST):$(RUN_PORT)/ with a throwaway data dir and API key"
 	@echo "make lock       regenerate requirements.lock and requirements-dev.lock (LOCK_ARGS=--upgrade to upgrade)"
 	@echo "make clean      remove $(VENV) and the tool caches"

@@ -8,5 +8,7 @@ process for the fleet simulator.
 - `mqtt`: the status link to the broker (the only aiomqtt user here)
 - `http`: DeviceApi, one ASGI app for many agents, and `serving` it with uvicorn
 - `faults`: FaultProfile and the seeded assignment over a fleet
+- `mdns`: DeviceAdvertiser, one zeroconf responder advertising many devices (the only
+  zeroconf user here)
 - `errors`: the agent's error root
 """

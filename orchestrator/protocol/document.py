@@ -7,13 +7,9 @@ docstrings at run time, so they are read from the source here.
 
 from __future__ import annotations
 
-import ast
 import functools
-import inspect
-import itertools
 import json
-import textwrap
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -42,6 +38,19 @@ from orchestrator.protocol.messages import (
     SecurityScheme,
 )
 from orchestrator.protocol.status import QOS, Offline, Online, StatusMessage, status_topic
+from orchestrator.protocol.typedoc import (
+    anchor_link,
+    attribute_docs,
+    clean_descriptions,
+    docstring,
+    inline_code,
+    json_block,
+    markdown_table,
+    optional_text,
+    service_label,
+    structs_of,
+    type_text,
+)
 
 DOCUMENT = "device-protocol.md"
 SCHEMA_DIR = "device-protocol"
@@ -140,13 +149,13 @@ def contract_files() -> dict[str, Callable[[], str]]:
 def render_schema(name: str) -> str:
     """The JSON Schema of one message, field docstrings included, keys sorted."""
     schema = msgspec.json.schema(message_types()[name])
-    structs = {cls.__name__: cls for cls in _structs([message_types()[name]])}
+    structs = {cls.__name__: cls for cls in structs_of([message_types()[name]])}
     for definition_name, definition in schema.get("$defs", {}).items():
         if definition_name in structs:
             properties = definition["properties"]
-            for field, doc in _attribute_docs(structs[definition_name]).items():
+            for field, doc in attribute_docs(structs[definition_name]).items():
                 properties[field]["description"] = doc
-    document = {"$schema": JSON_SCHEMA_DIALECT, "title": name, **_clean_descriptions(schema)}
+    document = {"$schema": JSON_SCHEMA_DIALECT, "title": name, **clean_descriptions(schema)}
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -182,7 +191,7 @@ def _preamble() -> list[str]:
 
 
 def _overview() -> list[str]:
-    service = _service_label(SERVICE_TYPE)
+    service = service_label(SERVICE_TYPE)
     return [
         "## Overview",
         "",
@@ -208,7 +217,12 @@ def _discovery() -> list[str]:
     if set(record) != set(TXT_MEANING):
         raise ValueError(f"describe the TXT keys {sorted(set(record) ^ set(TXT_MEANING))}")
     rows = [
-        [_code(key), "yes" if _txt_key_required(record, key) else "no", _code(value), meaning]
+        [
+            inline_code(key),
+            "yes" if _txt_key_required(record, key) else "no",
+            inline_code(value),
+            meaning,
+        ]
         for key, meaning in TXT_MEANING.items()
         for value in [record[key]]
     ]
@@ -216,13 +230,13 @@ def _discovery() -> list[str]:
     return [
         "## Discovery over mDNS",
         "",
-        f"Service type `{_service_label(SERVICE_TYPE)}` (`{SERVICE_TYPE}`): the SRV record gives "
+        f"Service type `{service_label(SERVICE_TYPE)}` (`{SERVICE_TYPE}`): the SRV record gives "
         "the port of the HTTP API, the A record the device's address. TXT values are UTF-8 "
         "strings and each `key=value` fits in 255 bytes. Readers ignore keys they do not know; "
         "a record that lacks a required key, or has a bad `pv` or `state`, is not a device of "
         "this protocol.",
         "",
-        *_table(["key", "required", "example", "meaning"], rows),
+        *markdown_table(["key", "required", "example", "meaning"], rows),
         "",
         f"A factory-fresh device: `{example}`",
     ]
@@ -231,10 +245,10 @@ def _discovery() -> list[str]:
 def _http_api() -> list[str]:
     rows = [
         [
-            _code(endpoint.method),
-            _code(endpoint.path),
-            _link(endpoint.request.__name__) if endpoint.request else "-",
-            _link(endpoint.answer.__name__),
+            inline_code(endpoint.method),
+            inline_code(endpoint.path),
+            anchor_link(endpoint.request.__name__) if endpoint.request else "-",
+            anchor_link(endpoint.answer.__name__),
             str(endpoint.status),
             endpoint.summary,
         ]
@@ -247,15 +261,15 @@ def _http_api() -> list[str]:
         f"(`application/json`); a request body never exceeds {MAX_REQUEST_BYTES} bytes. Every "
         "answer carries `protocol_version`; errors have [one shape](#errors).",
         "",
-        *_table(["method", "path", "request", "answer", "status", "summary"], rows),
+        *markdown_table(["method", "path", "request", "answer", "status", "summary"], rows),
         "",
         f"`GET {INFO_PATH}` on a factory-fresh device:",
         "",
-        *_json_block(EXAMPLE_INFO),
+        *json_block(EXAMPLE_INFO),
         "",
         "and after a failed attempt:",
         "",
-        *_json_block(EXAMPLE_FAILED),
+        *json_block(EXAMPLE_FAILED),
     ]
 
 
@@ -264,57 +278,57 @@ def _delivery() -> list[str]:
     return [
         "## Credential delivery",
         "",
-        _doc(Credentials),
+        docstring(Credentials),
         "",
         "- Equal credentials (the same body, so the same nonce) are idempotent: the device "
         "answers again as it did the first time, so a lost answer is retried safely.",
         f"- Different credentials while the device is leaving with others answer "
         f"`{DeviceErrorCode.BUSY.value}` ({busy}).",
-        f"- `nonce`: {_attribute_docs(Credentials)['nonce']}",
+        f"- `nonce`: {attribute_docs(Credentials)['nonce']}",
         "",
         f"`POST {CREDENTIALS_PATH}`:",
         "",
-        *_json_block(EXAMPLE_CREDENTIALS),
+        *json_block(EXAMPLE_CREDENTIALS),
         "",
         "answers 202 with:",
         "",
-        *_json_block(EXAMPLE_RECEIPT),
+        *json_block(EXAMPLE_RECEIPT),
     ]
 
 
 def _errors() -> list[str]:
-    docs = _attribute_docs(DeviceErrorCode)
+    docs = attribute_docs(DeviceErrorCode)
     rows = [
-        [_code(code.value), str(ERROR_STATUS[code]), docs.get(code.name, "-")]
+        [inline_code(code.value), str(ERROR_STATUS[code]), docs.get(code.name, "-")]
         for code in DeviceErrorCode
     ]
     return [
         "## Errors",
         "",
-        f"{_doc(ErrorAnswer)} Its shape is [ErrorAnswer](#erroranswer), for example:",
+        f"{docstring(ErrorAnswer)} Its shape is [ErrorAnswer](#erroranswer), for example:",
         "",
-        *_json_block(EXAMPLE_ERROR),
+        *json_block(EXAMPLE_ERROR),
         "",
         f"### {DeviceErrorCode.__name__}",
         "",
-        f"{_doc(DeviceErrorCode)} Each comes with one HTTP status:",
+        f"{docstring(DeviceErrorCode)} Each comes with one HTTP status:",
         "",
-        *_table(["code", "HTTP status", "meaning"], rows),
+        *markdown_table(["code", "HTTP status", "meaning"], rows),
     ]
 
 
 def _enums() -> list[str]:
     lines = ["## Device states, failure reasons and security schemes"]
     for enum in (DeviceState, FailureReason, SecurityScheme):
-        docs = _attribute_docs(enum)
-        rows = [[_code(member.value), docs.get(member.name, "-")] for member in enum]
+        docs = attribute_docs(enum)
+        rows = [[inline_code(member.value), docs.get(member.name, "-")] for member in enum]
         lines += [
             "",
             f"### {enum.__name__}",
             "",
-            _doc(enum),
+            docstring(enum),
             "",
-            *_table(["value", "meaning"], rows),
+            *markdown_table(["value", "meaning"], rows),
         ]
     return lines
 
@@ -325,25 +339,25 @@ def _messages() -> list[str]:
         "",
         "Fields not listed as required may be absent. Both sides ignore fields they do not know.",
     ]
-    for cls in _structs(message_types().values()):
-        lines += ["", f"### {cls.__name__}", "", _doc(cls)]
+    for cls in structs_of(message_types().values()):
+        lines += ["", f"### {cls.__name__}", "", docstring(cls)]
         schema_name = cls.__name__ if cls.__name__ in message_types() else None
         info = mi.type_info(cls)
         if not isinstance(info, mi.StructType):  # pragma: no cover - _structs yields structs
             raise TypeError(cls)
         if info.tag_field is not None:
             lines += ["", f"Tagged: `{info.tag_field}` is `{info.tag}`."]
-        docs = _attribute_docs(cls)
+        docs = attribute_docs(cls)
         rows = [
             [
-                _code(field.encode_name),
-                _type_text(field.type),
-                "yes" if field.required else _optional(field),
+                inline_code(field.encode_name),
+                type_text(field.type),
+                "yes" if field.required else optional_text(field),
                 docs.get(field.name, ""),
             ]
             for field in info.fields
         ]
-        lines += ["", *_table(["field", "type", "required", "description"], rows)]
+        lines += ["", *markdown_table(["field", "type", "required", "description"], rows)]
         if schema_name is not None:
             lines += ["", f"Schema: [`{schema_file(schema_name)}`]({schema_file(schema_name)})"]
     return lines
@@ -353,26 +367,27 @@ def _mqtt() -> list[str]:
     return [
         "## MQTT on the target network",
         "",
-        _doc(status),
+        docstring(status),
         "",
-        *_table(
+        *markdown_table(
             ["topic", "QoS", "retained", "payload"],
             [
                 [
-                    _code(status_topic("<topic_prefix>")),
+                    inline_code(status_topic("<topic_prefix>")),
                     str(QOS),
                     "yes",
-                    f"{_link('Online')} or {_link('Offline')} (tagged by `state`), JSON",
+                    f"{anchor_link('Online')} or {anchor_link('Offline')} "
+                    "(tagged by `state`), JSON",
                 ]
             ],
         ),
         "",
-        f"- `{Online.__struct_config__.tag}`: {_doc(Online)}",
-        f"- `{Offline.__struct_config__.tag}`: {_doc(Offline)}",
+        f"- `{Online.__struct_config__.tag}`: {docstring(Online)}",
+        f"- `{Offline.__struct_config__.tag}`: {docstring(Offline)}",
         "",
-        *_json_block(EXAMPLE_ONLINE),
+        *json_block(EXAMPLE_ONLINE),
         "",
-        *_json_block(EXAMPLE_OFFLINE),
+        *json_block(EXAMPLE_OFFLINE),
     ]
 
 
@@ -401,143 +416,3 @@ def _txt_key_required(record: dict[str, str], key: str) -> bool:
     except AdvertError:
         return True
     return False
-
-
-def _structs(roots: Iterable[Any]) -> list[type[msgspec.Struct]]:
-    """Every struct reachable from `roots`, each once, parents before the structs they hold."""
-    found: list[type[msgspec.Struct]] = []
-
-    def visit(info: mi.Type) -> None:
-        if isinstance(info, mi.StructType):
-            if info.cls in found:
-                return
-            found.append(info.cls)
-            for field in info.fields:
-                visit(field.type)
-        for child in _children(info):
-            visit(child)
-
-    for root in roots:
-        visit(mi.type_info(root))
-    return found
-
-
-def _children(info: mi.Type) -> Iterator[mi.Type]:
-    if isinstance(info, mi.UnionType):
-        yield from info.types
-    elif isinstance(info, mi.ListType | mi.VarTupleType):
-        yield info.item_type
-    elif isinstance(info, mi.Metadata):
-        yield info.type
-
-
-def _type_text(info: mi.Type) -> str:  # noqa: PLR0911 - one return per kind of type
-    if isinstance(info, mi.Metadata):
-        return _type_text(info.type)
-    if isinstance(info, mi.StrType):
-        return "string" + _str_bounds(info)
-    if isinstance(info, mi.IntType):
-        return "integer" + _int_bounds(info)
-    if isinstance(info, mi.BoolType):
-        return "boolean"
-    if isinstance(info, mi.NoneType):
-        return "null"
-    if isinstance(info, mi.ListType | mi.VarTupleType):
-        return f"array of {_type_text(info.item_type)}"
-    if isinstance(info, mi.EnumType | mi.StructType):
-        return _link(info.cls.__name__)
-    if isinstance(info, mi.UnionType):
-        return " or ".join(_type_text(t) for t in info.types)
-    raise TypeError(f"describe {info!r} in orchestrator/protocol/document.py")
-
-
-def _str_bounds(info: mi.StrType) -> str:
-    parts = []
-    if info.min_length is not None or info.max_length is not None:
-        parts.append(f"{info.min_length or 0}..{info.max_length or ''} characters")
-    if info.pattern is not None:
-        parts.append(f"matching `{info.pattern}`")
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _int_bounds(info: mi.IntType) -> str:
-    if info.ge is None and info.le is None:
-        return ""
-    return f" ({'' if info.ge is None else info.ge}..{'' if info.le is None else info.le})"
-
-
-def _optional(field: mi.Field) -> str:
-    if field.default is None or field.default is msgspec.NODEFAULT:
-        return "no"
-    return f"no (default `{msgspec.json.encode(field.default).decode()}`)"
-
-
-def _attribute_docs(cls: type) -> dict[str, str]:
-    """The string literal after each field or member of `cls`, by attribute name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
-    docs: dict[str, str] = {}
-    for statement, following in itertools.pairwise(body):
-        target = (
-            statement.target
-            if isinstance(statement, ast.AnnAssign)
-            else statement.targets[0]
-            if isinstance(statement, ast.Assign) and len(statement.targets) == 1
-            else None
-        )
-        if (
-            isinstance(target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[target.id] = inspect.cleandoc(following.value.value)
-    return docs
-
-
-def _doc(thing: object) -> str:
-    """A docstring as one paragraph (indentation differs between Python versions)."""
-    return " ".join(inspect.cleandoc(getattr(thing, "__doc__", None) or "").split())
-
-
-def _clean_descriptions(node: Any) -> Any:
-    """Docstrings in a schema, dedented the same way on every Python version."""
-    if isinstance(node, dict):
-        return {
-            key: inspect.cleandoc(value)
-            if key == "description" and isinstance(value, str)
-            else _clean_descriptions(value)
-            for key, value in node.items()
-        }
-    if isinstance(node, list):
-        return [_clean_descriptions(item) for item in node]
-    return node
-
-
-def _json_block(message: msgspec.Struct) -> list[str]:
-    # A round trip through the decoder proves the example obeys the contract it illustrates.
-    encoded = msgspec.json.encode(message)
-    msgspec.json.decode(encoded, type=type(message))
-    return ["```json", msgspec.json.format(encoded, indent=2).decode(), "```"]
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in rows]
-    return lines
-
-
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
-
-
-def _code(text: str) -> str:
-    return f"`{text}`"
-
-
-def _link(name: str) -> str:
-    return f"[{name}](#{name.lower()})"
-
-
-def _service_label(service_type: str) -> str:
-    return service_type.removesuffix(".local.")
