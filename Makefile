@@ -19,12 +19,13 @@ STAMP := $(VENV)/.installed
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal \
 	--python-version 3.11 --custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: help venv test check contracts run lock clean
+.PHONY: help venv test check bench contracts run lock clean
 
 help:
 	@echo "make venv       system packages (scripts/system-deps.sh), then $(VENV) from requirements-dev.lock"
 	@echo "make test       run the test suite (PYTEST_ARGS='...' is passed to pytest)"
 	@echo "make check      ruff check, ruff format --check, mypy, lint-imports"
+	@echo "make bench      run the benchmarks ($(BENCHMARKS)); reports go to bench/results/"
 	@echo "make contracts  regenerate contracts/ (OpenAPI, settings schema, device protocol) from the code"
 	@echo "make run        serve on http://$(RUN_HOST):$(RUN_PORT)/ with a throwaway data dir and API key"
 	@echo "make lock       regenerate requirements.lock and requirements-dev.lock (LOCK_ARGS=--upgrade to upgrade)"
@@ -55,6 +56,17 @@ check: $(STAMP)
 	echo "== lint-imports"; $(BIN)/lint-imports --no-cache || failed+=("lint-imports"); \
 	if [ "$${#failed[@]}" -ne 0 ]; then echo "make check: FAILED: $${failed[*]}" >&2; exit 1; fi; \
 	echo "make check: all passed"
+
+# Each is `python -m <module>`; a benchmark joins by adding its module here. Every one runs even
+# when an earlier one fails; the target then fails.
+BENCHMARKS := bench.testbed
+
+bench: $(STAMP)
+	@failed=(); \
+	for module in $(BENCHMARKS); do \
+		echo "== $$module"; $(BIN)/python -m "$$module" || failed+=("$$module"); \
+	done; \
+	if [ "$${#failed[@]}" -ne 0 ]; then echo "make bench: FAILED: $${failed[*]}" >&2; exit 1; fi
 
 contracts: $(STAMP)
 	$(BIN)/python -m orchestrator.contracts contracts

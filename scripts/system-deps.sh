@@ -11,6 +11,7 @@ set -euo pipefail
 
 # The Debian packages the project needs: add a package by adding a line.
 PACKAGES=(
+    busybox      # udhcpc: the DHCP client of the test bed's simulated devices
     ca-certificates
     dnsmasq-base # DHCP on the onboarding network (the test bed's too); no DNS service started
     iproute2     # network namespaces, bridges and veths of the test bed

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` runs each module listed in the Makefile's BENCHMARKS."""
