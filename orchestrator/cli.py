@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -131,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         # The simulator is not the appliance: it reads no appliance configuration.
         configure_logging("INFO")
+        # One uvicorn per device on the namespace tier: their start/stop lines are noise.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         return simulate(args)
     try:
         settings = _settings(args)

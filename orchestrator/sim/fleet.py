@@ -134,7 +134,10 @@ async def loopback_fleet(
         await stack.enter_async_context(serving(api, sockets))
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
         running = [tasks.create_task(d.agent.run()) for d in devices]
-        running += [tasks.create_task(_advertise(d, advertiser)) for d in devices]
+        running += [
+            tasks.create_task(advertise_while_onboarding(d.agent, advertiser, d.ip, d.port))
+            for d in devices
+        ]
         try:
             yield Fleet(
                 devices=devices,
@@ -148,14 +151,17 @@ async def loopback_fleet(
                 task.cancel()
 
 
-async def _advertise(device: SimulatedDevice, advertiser: DeviceAdvertiser) -> None:
+async def advertise_while_onboarding(
+    agent: DeviceAgent, advertiser: DeviceAdvertiser, ip: str, port: int
+) -> None:
     """Advertise the device while it is on the onboarding network, withdraw it otherwise."""
-    async with contextlib.aclosing(device.agent.watch()) as phases:
+    mac = agent.identity.mac
+    async with contextlib.aclosing(agent.watch()) as phases:
         async for phase in phases:
-            advertised = device.mac in advertiser
+            advertised = mac in advertiser
             if phase.on_onboarding and not advertised:
-                await advertiser.register(device.agent.info(), device.ip, device.port)
+                await advertiser.register(agent.info(), ip, port)
             elif phase.on_onboarding:
-                await advertiser.update(device.agent.info())
+                await advertiser.update(agent.info())
             elif advertised:
-                await advertiser.unregister(device.mac)
+                await advertiser.unregister(mac)

@@ -114,8 +114,8 @@ class Browser(RecordUpdateListener):
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, service_type: str) -> AsyncIterator[Browser]:
-        async with AsyncZeroconf(interfaces=[LOOPBACK], ip_version=IPVersion.V4Only) as zc:
+    async def open(cls, service_type: str, address: str = LOOPBACK) -> AsyncIterator[Browser]:
+        async with AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only) as zc:
             browser = cls(zc, service_type)
             zc.zeroconf.async_add_listener(browser, None)
             service_browser = AsyncServiceBrowser(
