@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import random
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -96,14 +96,22 @@ class BedSwitch:
 
 @contextlib.asynccontextmanager
 async def netns_fleet(
-    spec: FleetSpec, *, service_type: str, timing: AgentTiming | None = None
+    spec: FleetSpec,
+    *,
+    service_type: str,
+    timing: AgentTiming | None = None,
+    profiles: Sequence[FaultProfile] | None = None,
 ) -> AsyncIterator[NetnsFleet]:
     """Build a bed of `spec.devices` devices and run an agent in each namespace until the
-    block ends; the bed then takes everything down."""
+    block ends; the bed then takes everything down. `profiles` gives device i the fault
+    `profiles[i]` (the bed chooses MACs, so tests name devices by index)."""
     async with TestBed.build(devices=spec.devices) as bed:
         home = asyncio.get_running_loop()
         hosts = list(bed.devices)
-        faults = assign_faults([h.mac for h in hosts], spec.faults, spec.seed)
+        if profiles is not None:
+            faults = {h.mac: profiles[h.index] for h in hosts}
+        else:
+            faults = assign_faults([h.mac for h in hosts], spec.faults, spec.seed)
         rng = random.Random(spec.seed)  # noqa: S311 - reproducible test data
         devices: list[NetnsDevice] = []
         ready: list[asyncio.Future[None]] = []

@@ -7,7 +7,10 @@ them (`from tests.sim.conftest import make_bed, netns_bed`).
     @pytest.mark.parametrize("netns_bed", [50], indirect=True)
     async def test_y(netns_bed: TestBed) -> None: ...
 
-Both skip, with the reason and the command to run, where beds cannot be built (no root).
+Whole fleets of reference agents on either tier: `make_loopback_fleet` and `make_netns_fleet`.
+
+The namespace fixtures skip, with the reason and the command to run, where beds cannot be
+built (no root).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from contextlib import AbstractAsyncContextManager
 
 import pytest
 
+from orchestrator.sim.fleet import Fleet, loopback_fleet
+from orchestrator.sim.netns_fleet import NetnsFleet, netns_fleet
 from orchestrator.sim.preflight import netns_available
 from orchestrator.sim.testbed import TestBed
 
@@ -50,3 +55,19 @@ async def netns_bed(request: pytest.FixtureRequest, make_bed: BedFactory) -> Asy
     devices = getattr(request, "param", DEFAULT_DEVICES)
     async with make_bed(devices=devices) as bed:
         yield bed
+
+
+@pytest.fixture
+def make_loopback_fleet() -> Callable[..., AbstractAsyncContextManager[Fleet]]:
+    """`async with make_loopback_fleet(FleetSpec(devices=N), timing=...) as fleet` (no
+    privileges needed)."""
+    return loopback_fleet
+
+
+@pytest.fixture
+def make_netns_fleet() -> Callable[..., AbstractAsyncContextManager[NetnsFleet]]:
+    """`async with make_netns_fleet(spec, service_type=..., timing=...) as fleet`; skips where
+    beds cannot be built."""
+    if reason := _unavailable():
+        pytest.skip(reason)
+    return netns_fleet
