@@ -71,3 +71,38 @@ def test_simulate_serves_a_fleet_and_stops_cleanly_on_sigint() -> None:
         if process.stdout is not None:
             process.stdout.close()
     assert not (_mosquittos() - before), "the fleet's broker outlived it"
+
+
+@pytest.mark.netns
+def test_simulate_netns_leases_serves_and_leaves_nothing_behind() -> None:
+    before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "simulate", "--devices", "5", "--tier", "netns"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")},
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("running"):
+                break
+        rows = [line.split() for line in lines if line[:3] == "02:"]
+        assert len(rows) == 5
+        namespaces = {row[1] for row in rows}
+        assert namespaces <= set(os.listdir("/run/netns"))
+        assert len({row[2] for row in rows}) == 5  # five distinct leases
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+    after = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+    assert after <= before, f"namespaces left behind: {sorted(after - before)}"
