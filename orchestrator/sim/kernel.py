@@ -111,12 +111,22 @@ def holder_id(run_id: str) -> str:
 def _alive(holder: str) -> bool:
     # A crashed run's entry must not keep the limits raised forever.
     try:
-        os.kill(int(holder.split(":", 1)[0]), 0)
+        pid = int(holder.split(":", 1)[0])
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, ValueError):
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    # A killed process stays a zombie until reaped, and containers' init often never reaps.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _write_sysctl(key: str, value: int) -> None:

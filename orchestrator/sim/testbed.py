@@ -112,6 +112,10 @@ class TestBed:
         """Build a bed with `devices` devices, each holding a real DHCP lease, and tear all of
         it down when the block ends, even when it raises. `dhcp_script` is passed to dnsmasq
         as `--dhcp-script`."""
+        # A run killed with -9 leaves its namespaces behind (its children die with it); the
+        # next bed clears them, so leftovers never pile up on a CI machine.
+        if stale := await remove_crashed_beds():
+            log.warning("removed %d namespaces of crashed test beds", len(stale))
         layout = Layout.new(devices)
         async with contextlib.AsyncExitStack() as stack:
             workdir = Path(
