@@ -1,9 +1,9 @@
 """Batch sessions: the use cases behind the V1 batch and session routes.
 
-The service owns the sessions this run drives. Every change goes domain rule -> store ->
-audit -> event, under one lock, so the store, the audit trail and the event log agree on
-the order of things. Sessions left open by an earlier run are *recoverable*: they are read
-from the store but nothing drives them until an operator resumes (adopts) or discards them.
+The service owns the sessions this run drives (their shared state and write path are in
+`registry.py`; device requests and progress in `devices.py`). Sessions left open by an
+earlier run are *recoverable*: they are read from the store but nothing drives them until an
+operator resumes (adopts) or discards them.
 """
 
 from __future__ import annotations
@@ -11,32 +11,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import msgspec
 
 from orchestrator.batch import readmodels as views
-from orchestrator.batch.audit import Auditor
+from orchestrator.batch.devices import DeviceWork
 from orchestrator.batch.driver import drive_session
 from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome, SessionView
+from orchestrator.batch.registry import Driven, Registry
 from orchestrator.domain import batch as rules
-from orchestrator.domain.audit import SYSTEM_ACTOR, Outcome
 from orchestrator.domain.candidate import (
-    Candidate,
     CandidateEvent,
     CandidateState,
     CandidateView,
     Failure,
-    apply_candidate_event,
 )
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.events import (
     Event,
     EventType,
-    Payload,
     SessionStatus,
 )
 from orchestrator.domain.mac import Mac
@@ -69,20 +66,6 @@ class BatchRules(msgspec.Struct, frozen=True, kw_only=True):
     session_ttl_s: int | None = None
 
 
-class _Decision(Protocol):
-    """A domain rule choosing the event a device request causes (None: already under way)."""
-
-    def __call__(self, candidate: Candidate, *, in_allowlist: bool) -> CandidateEvent | None: ...
-
-
-class _Driven(msgspec.Struct, kw_only=True):
-    """A session this run drives, with its candidates cached (the store stays authoritative)."""
-
-    session: Session
-    candidates: dict[Mac, Candidate]
-    task: asyncio.Task[None] | None = None
-
-
 class BatchService:
     """Start, drive, inspect and end batch sessions."""
 
@@ -113,9 +96,13 @@ class BatchService:
         self._run_id = run_id
         self._rules = rules
         self._sleep = sleep
-        self._audit = Auditor(store.audit, clock)
-        self._lock = asyncio.Lock()
-        self._driven: dict[str, _Driven] = {}
+        self._registry = Registry(store=store, events=events, network=network, clock=clock)
+        self._work = DeviceWork(
+            self._registry,
+            engine,
+            acquire=self._driven_for,
+            acquire_for_work=self._driven_for_work,
+        )
         self._tasks: asyncio.TaskGroup | None = None
 
     async def __aenter__(self) -> BatchService:
@@ -130,10 +117,10 @@ class BatchService:
         tb: TracebackType | None,
     ) -> None:
         # Sessions stay open in the store: the next run lists them as recoverable.
-        for driven in self._driven.values():
+        for driven in self._registry.driven.values():
             if driven.task is not None:
                 driven.task.cancel()
-        self._driven.clear()
+        self._registry.driven.clear()
         if self._tasks is not None:
             await self._tasks.__aexit__(exc_type, exc, tb)
             self._tasks = None
@@ -146,10 +133,10 @@ class BatchService:
         """Open a new session; (snapshot, True) when created, (snapshot, False) when the same
         request was already served (a repeated POST), else SESSION_ALREADY_ACTIVE."""
         config = config or SessionConfig()
-        async with self._lock:
+        async with self._registry.lock:
             for other in await self._store.sessions.list_unclosed():
                 if await self._is_same_request(other, target_ssid, target_password, config):
-                    return await self._snapshot(other), False
+                    return await self._registry.snapshot(other), False
                 hint = (
                     "resume or discard it first"
                     if is_recoverable(other, self._run_id)
@@ -174,27 +161,29 @@ class BatchService:
             )
             sealed = self._sealer.seal(target_password, context=session.id)
             await self._store.sessions.create(session, sealed)
-            await self._audit.record("session.start", session_id=session.id, detail=target_ssid)
+            await self._registry.audit.record(
+                "session.start", session_id=session.id, detail=target_ssid
+            )
             log.info("session %s started for target SSID %r", session.id, target_ssid)
             snapshot = SessionSnapshot.of(session, [])
-            await self._publish(
+            await self._registry.publish(
                 EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id
             )
-            await self._drive(_Driven(session=session, candidates={}))
+            await self._drive(Driven(session=session, candidates={}))
             return snapshot, True
 
     async def stop(self, session_id: str) -> SessionSnapshot:
         """Close a session (idempotent): stop its work, take the network down."""
-        async with self._lock:
+        async with self._registry.lock:
             session = await self._load(session_id)
             if session.state is SessionState.CLOSED:
-                return await self._snapshot(session)
+                return await self._registry.snapshot(session)
             await self._close(session, ClosedReason.STOPPED, "session.stop")
-            return await self._snapshot(await self._load(session_id))
+            return await self._registry.snapshot(await self._load(session_id))
 
     async def discard(self, session_id: str) -> None:
         """Close a recoverable session without resuming it."""
-        async with self._lock:
+        async with self._registry.lock:
             session = await self._require(session_id)
             if not is_recoverable(session, self._run_id):
                 raise OrchestratorError(
@@ -206,9 +195,9 @@ class BatchService:
 
     async def resume_recoverable(self, session_id: str) -> SessionView:
         """Adopt a session left open by an earlier run and carry on driving it."""
-        async with self._lock:
+        async with self._registry.lock:
             session = await self._require(session_id)
-            if session_id in self._driven:
+            if session_id in self._registry.driven:
                 return await self._view(session, include_devices=True)
             if not is_recoverable(session, self._run_id):
                 raise OrchestratorError(
@@ -224,13 +213,13 @@ class BatchService:
             )
             await self._store.sessions.save(adopted)
             candidates = await self._store.candidates.list_for(session_id)
-            driven = _Driven(session=adopted, candidates={c.mac: c for c in candidates})
-            await self._audit.record("session.resume", session_id=session_id)
+            driven = Driven(session=adopted, candidates={c.mac: c for c in candidates})
+            await self._registry.audit.record("session.resume", session_id=session_id)
             await self._drive(driven)
             in_flight = [c.mac for c in candidates if rules.is_in_flight(c)]
             if in_flight and adopted.state is not SessionState.PAUSED:
                 await self._engine.submit(session_id, in_flight)
-            await self._publish_session(driven)
+            await self._registry.publish_session(driven)
             return await self._view(adopted, include_devices=True)
 
     async def pause(self, session_id: str) -> SessionView:
@@ -240,8 +229,8 @@ class BatchService:
     async def resume(self, session_id: str) -> SessionView:
         """Carry on after a pause."""
         view = await self._session_event(session_id, SessionEvent.RESUME, "session.resume")
-        async with self._lock:
-            driven = self._driven.get(session_id)
+        async with self._registry.lock:
+            driven = self._registry.driven.get(session_id)
             if driven is not None:
                 waiting = [
                     c.mac
@@ -256,7 +245,7 @@ class BatchService:
 
     async def view(self, session_id: str, *, include_devices: bool) -> SessionView:
         """A session as GET /batch/{id} shows it."""
-        async with self._lock:
+        async with self._registry.lock:
             session = await self._load(session_id)
             return await self._view(session, include_devices=include_devices)
 
@@ -269,20 +258,22 @@ class BatchService:
         """Sessions left open by an earlier run."""
         sessions = await self._store.sessions.list_unclosed()
         return [
-            await self._snapshot(s)
+            await self._registry.snapshot(s)
             for s in sessions
-            if is_recoverable(s, self._run_id) and s.id not in self._driven
+            if is_recoverable(s, self._run_id) and s.id not in self._registry.driven
         ]
 
     async def history(self, limit: int) -> list[SessionSnapshot]:
         """The most recent sessions, newest first."""
-        return [await self._snapshot(s) for s in await self._store.sessions.history(limit)]
+        return [await self._registry.snapshot(s) for s in await self._store.sessions.history(limit)]
 
     async def clear_history(self, older_than_days: int) -> int:
         """Delete closed sessions older than the cutoff; return how many."""
         cutoff = self._clock() - timedelta(days=older_than_days)
         cleared = await self._store.sessions.delete_closed_before(cutoff)
-        await self._audit.record("history.clear", detail=f"older_than_days={older_than_days}")
+        await self._registry.audit.record(
+            "history.clear", detail=f"older_than_days={older_than_days}"
+        )
         return cleared
 
     async def stream_snapshot(
@@ -294,9 +285,11 @@ class BatchService:
         Without `session_id` the snapshot shows the session this run drives, else the newest
         unclosed one, else only the network.
         """
-        async with self._lock:
-            session = await self._require(session_id) if session_id else await self._current()
-            candidates = await self._candidates_of(session) if session else []
+        async with self._registry.lock:
+            session = (
+                await self._require(session_id) if session_id else await self._registry.current()
+            )
+            candidates = await self._registry.candidates_of(session) if session else []
             allowlisted = {e.mac for e in await self._store.allowlist.list()}
             events = views.snapshot_events(
                 session, candidates, allowlisted, self._network.status(), self._clock()
@@ -307,159 +300,50 @@ class BatchService:
         """The onboarding network right now."""
         return self._network.status()
 
-    # -- device work --------------------------------------------------------------------
+    # -- device work (delegated; see devices.py) ------------------------------------------
 
     async def provision(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Start provisioning one allowlisted device (harmless when already under way)."""
-        candidate, started = await self._start_work(
-            session_id, mac, rules.provision_decision, "device.provision"
-        )
-        message = "provisioning started" if started else "provisioning already under way"
-        return DeviceOutcome(mac=mac, state=candidate.state, message=message)
+        return await self._work.provision(session_id, mac)
 
     async def provision_all(
         self, session_id: str, *, only_allowlisted: bool
     ) -> ProvisionAllOutcome:
         """Start every discovered, admitted device; repeating it starts nothing twice."""
-        async with self._lock:
-            driven = await self._driven_for_work(session_id)
-            allowlisted = {e.mac for e in await self._store.allowlist.list()}
-            plan = rules.plan_provision_all(
-                driven.candidates.values(), allowlisted, only_allowlisted=only_allowlisted
-            )
-            await self._move_many(driven, plan.start, CandidateEvent.PROVISION)
-            await self._audit.record(
-                "batch.provision_all",
-                session_id=session_id,
-                detail=f"initiated={len(plan.start)} skipped={len(plan.skipped)} "
-                f"only_allowlisted={only_allowlisted}",
-            )
-        if plan.start:
-            await self._engine.submit(session_id, list(plan.start))
-        skipped_note = f", {len(plan.skipped)} not on the allowlist" if plan.skipped else ""
-        return ProvisionAllOutcome(
-            initiated_count=len(plan.start),
-            skipped_count=len(plan.skipped),
-            message=f"provisioning {len(plan.start)} devices{skipped_note}",
-        )
+        return await self._work.provision_all(session_id, only_allowlisted=only_allowlisted)
 
     async def retry(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Provision a failed device again, within its retry budget."""
-        candidate, started = await self._start_work(
-            session_id, mac, rules.retry_decision, "device.retry"
-        )
-        message = (
-            f"retry {candidate.retry_count} started"
-            if started
-            else "provisioning already under way"
-        )
-        return DeviceOutcome(mac=mac, state=candidate.state, message=message)
-
-    async def _start_work(
-        self,
-        session_id: str,
-        mac: Mac,
-        decide: _Decision,
-        action: str,
-    ) -> tuple[Candidate, bool]:
-        """Apply the event `decide` picks and hand the device to the engine; (candidate,
-        False) when the work is already under way (a repeated request changes nothing)."""
-        async with self._lock:
-            driven = await self._driven_for_work(session_id)
-            candidate = self._candidate(driven, mac)
-            in_allowlist = await self._store.allowlist.get(mac) is not None
-            event = decide(candidate, in_allowlist=in_allowlist)
-            if event is None:
-                return candidate, False
-            updated = await self._move(driven, candidate, event, action)
-        await self._engine.submit(session_id, [mac])
-        return updated, True
+        return await self._work.retry(session_id, mac)
 
     async def skip(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Give up on a device: it ends `failed`, saying the operator skipped it."""
-        async with self._lock:
-            driven = await self._driven_for(session_id)
-            candidate = self._candidate(driven, mac)
-            if candidate.state is CandidateState.VERIFIED:
-                raise OrchestratorError(
-                    ErrorCode.DEVICE_INVALID_STATE, f"device {mac} is already verified"
-                )
-            was_in_flight = rules.is_in_flight(candidate)
-            updated = await self._move(driven, candidate, CandidateEvent.SKIP, "device.skip")
-        if was_in_flight:
-            await self._engine.cancel(session_id, mac)
-        message = updated.failure.message if updated.failure else "skipped"
-        return DeviceOutcome(mac=mac, state=updated.state, message=message)
+        return await self._work.skip(session_id, mac)
 
     async def record(
         self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
     ) -> None:
         """ProgressSink: the engine reports a step of one device."""
-        async with self._lock:
-            driven = self._driven.get(session_id)
-            if driven is None or mac not in driven.candidates:
-                log.warning("engine reported %s for %s outside a driven session", event, mac)
-                return
-            await self._move(driven, driven.candidates[mac], event, f"device.{event}", failure)
+        await self._work.record(session_id, mac, event, failure)
 
     async def observe(self, session_id: str, sighting: DeviceSighting) -> None:
-        """Discovery saw a device: a new MAC becomes a `discovered` candidate."""
-        async with self._lock:
-            driven = self._driven.get(session_id)
-            if driven is None or not driven.session.is_open or not sighting.present:
-                return
-            known = driven.candidates.get(sighting.mac)
-            now = self._clock()
-            if known is not None:
-                seen = (sighting.ip, sighting.rssi, sighting.firmware_version)
-                if seen != (known.ip, known.rssi, known.firmware_version):
-                    refreshed = msgspec.structs.replace(
-                        known,
-                        ip=sighting.ip,
-                        rssi=sighting.rssi,
-                        firmware_version=sighting.firmware_version,
-                        updated_at=now,
-                    )
-                    driven.candidates[sighting.mac] = refreshed
-                    await self._store.candidates.save(refreshed)
-                return
-            candidate = Candidate(
-                session_id=session_id,
-                mac=sighting.mac,
-                ip=sighting.ip,
-                state=CandidateState.DISCOVERED,
-                rssi=sighting.rssi,
-                firmware_version=sighting.firmware_version,
-                discovered_at=now,
-                updated_at=now,
-            )
-            await self._store.candidates.save(candidate)
-            driven.candidates[candidate.mac] = candidate
-            in_allowlist = await self._store.allowlist.get(candidate.mac) is not None
-            await self._audit.record(
-                "device.discovered", session_id=session_id, mac=candidate.mac, actor=SYSTEM_ACTOR
-            )
-            await self._publish(
-                EventType.DEVICE_DISCOVERED,
-                views.discovered(candidate, in_allowlist=in_allowlist),
-                session_id,
-            )
-            await self._publish_session(driven)
+        """SessionHooks: discovery saw a device."""
+        await self._work.observe(session_id, sighting)
 
     async def finish_discovery(self, session_id: str) -> None:
         """SessionHooks: the discovery deadline passed; `discovering` becomes `active`."""
-        async with self._lock:
-            driven = self._driven.get(session_id)
+        async with self._registry.lock:
+            driven = self._registry.driven.get(session_id)
             if driven is not None and driven.session.is_open:
                 updated = apply_session_event(
                     driven.session, SessionEvent.DISCOVERY_FINISHED, self._clock()
                 )
                 if updated is not driven.session:
-                    await self._save_session(driven, updated, "session.discovery_finished")
+                    await self._registry.save_session(driven, updated, "session.discovery_finished")
 
     async def expire_if_due(self, session_id: str) -> None:
         """SessionHooks: close the session if its lifetime has run out."""
-        async with self._lock:
+        async with self._registry.lock:
             with contextlib.suppress(OrchestratorError):
                 # _load closes the session on expiry and then reports SESSION_EXPIRED.
                 await self._load(session_id)
@@ -477,7 +361,7 @@ class BatchService:
         return sealed is not None and self._sealer.open(sealed, context=session.id) == password
 
     async def _require(self, session_id: str) -> Session:
-        driven = self._driven.get(session_id)
+        driven = self._registry.driven.get(session_id)
         session = driven.session if driven else await self._store.sessions.get(session_id)
         if session is None:
             raise OrchestratorError(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id}")
@@ -495,9 +379,9 @@ class BatchService:
             )
         return session
 
-    async def _driven_for(self, session_id: str) -> _Driven:
+    async def _driven_for(self, session_id: str) -> Driven:
         session = await self._load(session_id)
-        driven = self._driven.get(session_id)
+        driven = self._registry.driven.get(session_id)
         if driven is not None:
             return driven
         if session.state is SessionState.CLOSED:
@@ -510,157 +394,60 @@ class BatchService:
             f"POST /api/v1/provisioning/sessions/{session_id}/resume first",
         )
 
-    async def _driven_for_work(self, session_id: str) -> _Driven:
+    async def _driven_for_work(self, session_id: str) -> Driven:
         driven = await self._driven_for(session_id)
         rules.require_accepting_work(driven.session)
         return driven
 
-    @staticmethod
-    def _candidate(driven: _Driven, mac: Mac) -> Candidate:
-        candidate = driven.candidates.get(mac)
-        if candidate is None:
-            raise OrchestratorError(
-                ErrorCode.DEVICE_NOT_FOUND, f"device {mac} is not in session {driven.session.id}"
-            )
-        return candidate
-
     async def _session_event(
         self, session_id: str, event: SessionEvent, action: str
     ) -> SessionView:
-        async with self._lock:
+        async with self._registry.lock:
             driven = await self._driven_for(session_id)
             updated = apply_session_event(driven.session, event, self._clock())
             if updated is not driven.session:
-                await self._save_session(driven, updated, action)
+                await self._registry.save_session(driven, updated, action)
             return await self._view(updated, include_devices=True)
-
-    async def _save_session(self, driven: _Driven, session: Session, action: str) -> None:
-        driven.session = session
-        await self._store.sessions.save(session)
-        await self._audit.record(action, session_id=session.id, detail=str(session.state))
-        await self._publish_session(driven)
 
     async def _close(self, session: Session, reason: ClosedReason, action: str) -> None:
         """Closing, then closed: work stops, discovery ends, the network goes down."""
-        driven = self._driven.pop(session.id, None)
+        driven = self._registry.driven.pop(session.id, None)
         if driven is None:
             candidates = await self._store.candidates.list_for(session.id)
-            driven = _Driven(session=session, candidates={c.mac: c for c in candidates})
+            driven = Driven(session=session, candidates={c.mac: c for c in candidates})
         await self._engine.stop_session(session.id)
         if reason is ClosedReason.EXPIRED:
             expired = apply_session_event(session, SessionEvent.EXPIRE, self._clock())
-            await self._save_session(driven, expired, action)
+            await self._registry.save_session(driven, expired, action)
         else:
             closing = session
             if session.state is not SessionState.CLOSING:
                 closing = apply_session_event(
                     session, SessionEvent.STOP, self._clock(), closed_reason=reason
                 )
-                await self._save_session(driven, closing, action)
+                await self._registry.save_session(driven, closing, action)
             closed = apply_session_event(closing, SessionEvent.CLOSED, self._clock())
-            await self._save_session(driven, closed, "session.closed")
-        if not self._driven:
+            await self._registry.save_session(driven, closed, "session.closed")
+        if not self._registry.driven:
             await self._network.down()
-            await self._network_changed()
+            await self._registry.network_changed()
         # Last, because the caller may be this very task (the expiry timer): cancelling it
         # earlier would interrupt the close half-way.
         if driven.task is not None:
             driven.task.cancel()
 
-    async def _drive(self, driven: _Driven) -> None:
+    async def _drive(self, driven: Driven) -> None:
         """Take charge of an open session: network up, discovery and timers running."""
-        self._driven[driven.session.id] = driven
+        self._registry.driven[driven.session.id] = driven
         was_active = self._network.status().is_active
         await self._network.up()
         if not was_active:
-            await self._network_changed()
+            await self._registry.network_changed()
         if self._tasks is None:
             raise RuntimeError("BatchService used outside its `async with` block")
         driven.task = self._tasks.create_task(
             drive_session(driven.session, self, self._devices, self._clock, self._sleep)
         )
-
-    async def _move(
-        self,
-        driven: _Driven,
-        candidate: Candidate,
-        event: CandidateEvent,
-        action: str,
-        failure: Failure | None = None,
-    ) -> Candidate:
-        updated = apply_candidate_event(
-            candidate, event, self._clock(), max_retries=driven.session.max_retries, failure=failure
-        )
-        await self._store.candidates.save(updated)
-        driven.candidates[updated.mac] = updated
-        await self._after_move(driven, [(candidate, updated)], action)
-        return updated
-
-    async def _move_many(self, driven: _Driven, macs: Iterable[Mac], event: CandidateEvent) -> None:
-        now = self._clock()
-        pairs = [
-            (
-                driven.candidates[mac],
-                apply_candidate_event(
-                    driven.candidates[mac], event, now, max_retries=driven.session.max_retries
-                ),
-            )
-            for mac in macs
-        ]
-        if not pairs:
-            return
-        await self._store.candidates.save_many([new for _, new in pairs])
-        for _, new in pairs:
-            driven.candidates[new.mac] = new
-        await self._after_move(driven, pairs, f"device.{event}")
-
-    async def _after_move(
-        self, driven: _Driven, pairs: list[tuple[Candidate, Candidate]], action: str
-    ) -> None:
-        for old, new in pairs:
-            error = (
-                new.failure.message if new.failure and new.state is CandidateState.FAILED else None
-            )
-            await self._audit.record(
-                action,
-                Outcome.FAILED if error and new.failure and new.failure.code else Outcome.OK,
-                session_id=driven.session.id,
-                mac=new.mac,
-                detail=f"{old.state}->{new.state}" + (f": {error}" if error else ""),
-            )
-            await self._publish(
-                EventType.DEVICE_STATE_CHANGED,
-                views.state_changed(old.state, new),
-                driven.session.id,
-            )
-        await self._publish_session(driven)
-
-    async def _publish_session(self, driven: _Driven) -> None:
-        snapshot = SessionSnapshot.of(driven.session, driven.candidates.values())
-        await self._publish(
-            EventType.SESSION_STATUS, SessionStatus(session=snapshot), driven.session.id
-        )
-
-    async def _publish(self, kind: EventType, payload: Payload, session_id: str | None) -> None:
-        await self._events.publish(views.event(kind, payload, session_id, self._clock()))
-
-    async def _network_changed(self) -> None:
-        await self._publish(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None)
-
-    async def _current(self) -> Session | None:
-        if self._driven:
-            return max((d.session for d in self._driven.values()), key=lambda s: s.created_at)
-        unclosed = await self._store.sessions.list_unclosed()
-        return unclosed[-1] if unclosed else None
-
-    async def _candidates_of(self, session: Session) -> list[Candidate]:
-        driven = self._driven.get(session.id)
-        if driven is not None:
-            return list(driven.candidates.values())
-        return await self._store.candidates.list_for(session.id)
-
-    async def _snapshot(self, session: Session) -> SessionSnapshot:
-        return SessionSnapshot.of(session, await self._candidates_of(session))
 
     async def _view(self, session: Session, *, include_devices: bool) -> SessionView:
         entries = None
@@ -668,7 +455,7 @@ class BatchService:
             entries = {e.mac: e for e in await self._store.allowlist.list()}
         return views.session_view(
             session,
-            await self._candidates_of(session),
+            await self._registry.candidates_of(session),
             entries,
             self._network.status(),
             self._clock(),

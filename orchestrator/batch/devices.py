@@ -1,0 +1,186 @@
+"""Device work in a driven session: provisioning requests from the API (provision, provision
+all, retry, skip), outcomes reported by the engine, and devices seen by discovery."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import msgspec
+
+from orchestrator.batch import readmodels as views
+from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome
+from orchestrator.batch.registry import Driven, Registry
+from orchestrator.domain import batch as rules
+from orchestrator.domain.audit import SYSTEM_ACTOR
+from orchestrator.domain.candidate import Candidate, CandidateEvent, CandidateState, Failure
+from orchestrator.domain.errors import ErrorCode, OrchestratorError
+from orchestrator.domain.events import EventType
+from orchestrator.domain.mac import Mac
+from orchestrator.ports.devices import DeviceSighting, Engine
+
+log = logging.getLogger(__name__)
+
+Acquire = Callable[[str], Awaitable[Driven]]
+"""Looks a driven session up (expiring it when due; `acquire_for_work` also refuses a paused
+session); called with the registry's lock held."""
+
+
+class _Decision(Protocol):
+    """A domain rule choosing the event a device request causes (None: already under way)."""
+
+    def __call__(self, candidate: Candidate, *, in_allowlist: bool) -> CandidateEvent | None: ...
+
+
+class DeviceWork:
+    """The device use cases of the sessions in `registry`."""
+
+    def __init__(
+        self, registry: Registry, engine: Engine, *, acquire: Acquire, acquire_for_work: Acquire
+    ) -> None:
+        self._registry = registry
+        self._engine = engine
+        self._acquire = acquire
+        self._acquire_for_work = acquire_for_work
+
+    async def provision(self, session_id: str, mac: Mac) -> DeviceOutcome:
+        """Start provisioning one allowlisted device (harmless when already under way)."""
+        candidate, started = await self._start_work(
+            session_id, mac, rules.provision_decision, "device.provision"
+        )
+        message = "provisioning started" if started else "provisioning already under way"
+        return DeviceOutcome(mac=mac, state=candidate.state, message=message)
+
+    async def provision_all(
+        self, session_id: str, *, only_allowlisted: bool
+    ) -> ProvisionAllOutcome:
+        """Start every discovered, admitted device; repeating it starts nothing twice."""
+        async with self._registry.lock:
+            driven = await self._acquire_for_work(session_id)
+            allowlisted = {e.mac for e in await self._registry.store.allowlist.list()}
+            plan = rules.plan_provision_all(
+                driven.candidates.values(), allowlisted, only_allowlisted=only_allowlisted
+            )
+            await self._registry.move_many(driven, plan.start, CandidateEvent.PROVISION)
+            await self._registry.audit.record(
+                "batch.provision_all",
+                session_id=session_id,
+                detail=f"initiated={len(plan.start)} skipped={len(plan.skipped)} "
+                f"only_allowlisted={only_allowlisted}",
+            )
+        if plan.start:
+            await self._engine.submit(session_id, list(plan.start))
+        skipped_note = f", {len(plan.skipped)} not on the allowlist" if plan.skipped else ""
+        return ProvisionAllOutcome(
+            initiated_count=len(plan.start),
+            skipped_count=len(plan.skipped),
+            message=f"provisioning {len(plan.start)} devices{skipped_note}",
+        )
+
+    async def retry(self, session_id: str, mac: Mac) -> DeviceOutcome:
+        """Provision a failed device again, within its retry budget."""
+        candidate, started = await self._start_work(
+            session_id, mac, rules.retry_decision, "device.retry"
+        )
+        message = (
+            f"retry {candidate.retry_count} started"
+            if started
+            else "provisioning already under way"
+        )
+        return DeviceOutcome(mac=mac, state=candidate.state, message=message)
+
+    async def _start_work(
+        self,
+        session_id: str,
+        mac: Mac,
+        decide: _Decision,
+        action: str,
+    ) -> tuple[Candidate, bool]:
+        """Apply the event `decide` picks and hand the device to the engine; (candidate,
+        False) when the work is already under way (a repeated request changes nothing)."""
+        async with self._registry.lock:
+            driven = await self._acquire_for_work(session_id)
+            candidate = self._registry.candidate(driven, mac)
+            in_allowlist = await self._registry.store.allowlist.get(mac) is not None
+            event = decide(candidate, in_allowlist=in_allowlist)
+            if event is None:
+                return candidate, False
+            updated = await self._registry.move(driven, candidate, event, action)
+        await self._engine.submit(session_id, [mac])
+        return updated, True
+
+    async def skip(self, session_id: str, mac: Mac) -> DeviceOutcome:
+        """Give up on a device: it ends `failed`, saying the operator skipped it."""
+        async with self._registry.lock:
+            driven = await self._acquire(session_id)
+            candidate = self._registry.candidate(driven, mac)
+            if candidate.state is CandidateState.VERIFIED:
+                raise OrchestratorError(
+                    ErrorCode.DEVICE_INVALID_STATE, f"device {mac} is already verified"
+                )
+            was_in_flight = rules.is_in_flight(candidate)
+            updated = await self._registry.move(
+                driven, candidate, CandidateEvent.SKIP, "device.skip"
+            )
+        if was_in_flight:
+            await self._engine.cancel(session_id, mac)
+        message = updated.failure.message if updated.failure else "skipped"
+        return DeviceOutcome(mac=mac, state=updated.state, message=message)
+
+    async def record(
+        self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
+    ) -> None:
+        """ProgressSink: the engine reports a step of one device."""
+        async with self._registry.lock:
+            driven = self._registry.driven.get(session_id)
+            if driven is None or mac not in driven.candidates:
+                log.warning("engine reported %s for %s outside a driven session", event, mac)
+                return
+            await self._registry.move(
+                driven, driven.candidates[mac], event, f"device.{event}", failure
+            )
+
+    async def observe(self, session_id: str, sighting: DeviceSighting) -> None:
+        """Discovery saw a device: a new MAC becomes a `discovered` candidate."""
+        async with self._registry.lock:
+            driven = self._registry.driven.get(session_id)
+            if driven is None or not driven.session.is_open or not sighting.present:
+                return
+            known = driven.candidates.get(sighting.mac)
+            now = self._registry.clock()
+            if known is not None:
+                seen = (sighting.ip, sighting.rssi, sighting.firmware_version)
+                if seen != (known.ip, known.rssi, known.firmware_version):
+                    refreshed = msgspec.structs.replace(
+                        known,
+                        ip=sighting.ip,
+                        rssi=sighting.rssi,
+                        firmware_version=sighting.firmware_version,
+                        updated_at=now,
+                    )
+                    driven.candidates[sighting.mac] = refreshed
+                    await self._registry.store.candidates.save(refreshed)
+                return
+            candidate = Candidate(
+                session_id=session_id,
+                mac=sighting.mac,
+                ip=sighting.ip,
+                state=CandidateState.DISCOVERED,
+                rssi=sighting.rssi,
+                firmware_version=sighting.firmware_version,
+                discovered_at=now,
+                updated_at=now,
+            )
+            await self._registry.store.candidates.save(candidate)
+            driven.candidates[candidate.mac] = candidate
+            in_allowlist = await self._registry.store.allowlist.get(candidate.mac) is not None
+            await self._registry.audit.record(
+                "device.discovered", session_id=session_id, mac=candidate.mac, actor=SYSTEM_ACTOR
+            )
+            await self._registry.publish(
+                EventType.DEVICE_DISCOVERED,
+                views.discovered(candidate, in_allowlist=in_allowlist),
+                session_id,
+            )
+            await self._registry.publish_session(driven)

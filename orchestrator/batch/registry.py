@@ -1,0 +1,164 @@
+"""The sessions this run drives, and the one write path every change to them takes:
+domain rule -> store -> audit -> event, under one lock, so the store, the audit trail and the
+event log agree on the order of things."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+import msgspec
+
+from orchestrator.batch import readmodels as views
+from orchestrator.batch.audit import Auditor
+from orchestrator.domain.audit import Outcome
+from orchestrator.domain.candidate import (
+    Candidate,
+    CandidateEvent,
+    CandidateState,
+    Failure,
+    apply_candidate_event,
+)
+from orchestrator.domain.errors import ErrorCode, OrchestratorError
+from orchestrator.domain.events import EventType, Payload, SessionStatus
+from orchestrator.domain.mac import Mac
+from orchestrator.domain.session import Session, SessionSnapshot
+from orchestrator.ports.devices import OnboardingNetwork
+from orchestrator.ports.events import EventPublisher
+from orchestrator.ports.storage import Store
+
+
+class Driven(msgspec.Struct, kw_only=True):
+    """A session this run drives, with its candidates cached (the store stays authoritative)."""
+
+    session: Session
+    candidates: dict[Mac, Candidate]
+    task: asyncio.Task[None] | None = None
+
+
+class Registry:
+    """Driven sessions and the write path; the lock is held by the callers' use cases."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        events: EventPublisher,
+        network: OnboardingNetwork,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.audit = Auditor(store.audit, clock)
+        self.lock = asyncio.Lock()
+        self.driven: dict[str, Driven] = {}
+        self._events = events
+        self._network = network
+
+    @staticmethod
+    def candidate(driven: Driven, mac: Mac) -> Candidate:
+        """The candidate `mac` of a driven session, or DEVICE_NOT_FOUND."""
+        candidate = driven.candidates.get(mac)
+        if candidate is None:
+            raise OrchestratorError(
+                ErrorCode.DEVICE_NOT_FOUND, f"device {mac} is not in session {driven.session.id}"
+            )
+        return candidate
+
+    async def save_session(self, driven: Driven, session: Session, action: str) -> None:
+        """Store a changed session, audit it as `action` and publish it."""
+        driven.session = session
+        await self.store.sessions.save(session)
+        await self.audit.record(action, session_id=session.id, detail=str(session.state))
+        await self.publish_session(driven)
+
+    async def move(
+        self,
+        driven: Driven,
+        candidate: Candidate,
+        event: CandidateEvent,
+        action: str,
+        failure: Failure | None = None,
+    ) -> Candidate:
+        """Apply `event` to one candidate: store, audit, publish."""
+        updated = apply_candidate_event(
+            candidate, event, self.clock(), max_retries=driven.session.max_retries, failure=failure
+        )
+        await self.store.candidates.save(updated)
+        driven.candidates[updated.mac] = updated
+        await self._after_move(driven, [(candidate, updated)], action)
+        return updated
+
+    async def move_many(self, driven: Driven, macs: Iterable[Mac], event: CandidateEvent) -> None:
+        """Apply `event` to several candidates in one store transaction."""
+        now = self.clock()
+        pairs = [
+            (
+                driven.candidates[mac],
+                apply_candidate_event(
+                    driven.candidates[mac], event, now, max_retries=driven.session.max_retries
+                ),
+            )
+            for mac in macs
+        ]
+        if not pairs:
+            return
+        await self.store.candidates.save_many([new for _, new in pairs])
+        for _, new in pairs:
+            driven.candidates[new.mac] = new
+        await self._after_move(driven, pairs, f"device.{event}")
+
+    async def _after_move(
+        self, driven: Driven, pairs: list[tuple[Candidate, Candidate]], action: str
+    ) -> None:
+        for old, new in pairs:
+            error = (
+                new.failure.message if new.failure and new.state is CandidateState.FAILED else None
+            )
+            await self.audit.record(
+                action,
+                Outcome.FAILED if error and new.failure and new.failure.code else Outcome.OK,
+                session_id=driven.session.id,
+                mac=new.mac,
+                detail=f"{old.state}->{new.state}" + (f": {error}" if error else ""),
+            )
+            await self.publish(
+                EventType.DEVICE_STATE_CHANGED,
+                views.state_changed(old.state, new),
+                driven.session.id,
+            )
+        await self.publish_session(driven)
+
+    async def publish_session(self, driven: Driven) -> None:
+        """Publish the complete session (its counts changed or its state did)."""
+        snapshot = SessionSnapshot.of(driven.session, driven.candidates.values())
+        await self.publish(
+            EventType.SESSION_STATUS, SessionStatus(session=snapshot), driven.session.id
+        )
+
+    async def publish(self, kind: EventType, payload: Payload, session_id: str | None) -> None:
+        """Publish one event."""
+        await self._events.publish(views.event(kind, payload, session_id, self.clock()))
+
+    async def network_changed(self) -> None:
+        """Publish the onboarding network's status."""
+        await self.publish(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None)
+
+    async def current(self) -> Session | None:
+        """The session a stream shows by default: the newest driven, else newest unclosed."""
+        if self.driven:
+            return max((d.session for d in self.driven.values()), key=lambda s: s.created_at)
+        unclosed = await self.store.sessions.list_unclosed()
+        return unclosed[-1] if unclosed else None
+
+    async def candidates_of(self, session: Session) -> list[Candidate]:
+        """A session's candidates: the cache of a driven session, else the store."""
+        driven = self.driven.get(session.id)
+        if driven is not None:
+            return list(driven.candidates.values())
+        return await self.store.candidates.list_for(session.id)
+
+    async def snapshot(self, session: Session) -> SessionSnapshot:
+        """The complete session with its derived counts."""
+        return SessionSnapshot.of(session, await self.candidates_of(session))
