@@ -15,6 +15,7 @@ from orchestrator.protocol.advert import (
     parse_txt,
     txt_record,
 )
+from orchestrator.protocol.document import EXAMPLE_INFO
 from orchestrator.protocol.messages import (
     DeviceInfo,
     DeviceState,
@@ -23,16 +24,8 @@ from orchestrator.protocol.messages import (
     SecurityScheme,
 )
 
-INFO = DeviceInfo(
-    protocol_version=PROTOCOL_VERSION,
-    mac="24:0A:C4:12:34:56",
-    family="esp32-cam",
-    model="AI-Thinker",
-    firmware_version="1.4.2",
-    rssi=-52,
-    state=DeviceState.UNPROVISIONED,
-    security_schemes=[SecurityScheme.PLAIN, SecurityScheme.SEC2],
-)
+INFO = EXAMPLE_INFO
+"""The example device of contracts/device-protocol.md."""
 FAILURE = LastFailure(reason=FailureReason.NETWORK_NOT_FOUND, message="no AP", attempts=5)
 REQUIRED = ("mac", "fam", "model", "fw", "pv", "state")
 

@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiomqtt
 import httpx
 import msgspec
 
 from orchestrator.device.faults import FaultProfile
 from orchestrator.device.settings import AgentTiming
-from orchestrator.protocol.messages import Credentials, DeviceInfo, MqttCredentials
-from orchestrator.protocol.status import Online, decode_status, status_topic
-from orchestrator.sim.fleet import Fleet, FleetSpec, SimulatedDevice, fleet_macs, loopback_fleet
+from orchestrator.protocol.messages import DeviceInfo
+from orchestrator.protocol.status import Online, status_topic
+from orchestrator.sim.fleet import FleetSpec, SimulatedDevice, fleet_macs, loopback_fleet
 from tests.device.test_mdns import Browser, Seen
+from tests.sim.provisioning import credentials, deliver, next_status, nonce, topic_prefix
 
 FAST = AgentTiming(
     join_attempts=3, leave_after_s=0, join_retry_s=0, connect_timeout_s=5, reconnect_s=0,
     reboot_s=0, flap_s=0, stale_gap_s=0, slow_answer_s=0,
 )  # fmt: skip
 WAIT_S = 10.0
-
-
-def credentials(fleet: Fleet, device: SimulatedDevice, *, password: str | None = None) -> bytes:
-    body = Credentials(
-        target_ssid=fleet.spec.target_ssid,
-        target_password=password or fleet.spec.target_password,
-        mqtt=MqttCredentials(
-            broker_url=fleet.broker.url,
-            username="dev",
-            password="dev-pass",
-            topic_prefix=f"delicasa/{device.mac.replace(':', '').lower()}",
-        ),
-        device_name=f"cam-{device.mac[-5:].replace(':', '')}",
-        nonce=f"nonce-{device.mac.replace(':', '').lower()}",
-    )
-    return msgspec.json.encode(body)
 
 
 async def info(client: httpx.AsyncClient, device: SimulatedDevice) -> DeviceInfo:
@@ -68,22 +51,15 @@ async def test_a_fleet_is_served_advertised_and_provisionable() -> None:
 
         healthy = next(d for d in fleet.devices if d.agent.fault is FaultProfile.NONE)
         broken = next(d for d in fleet.devices if d.agent.fault is FaultProfile.WRONG_PASSWORD)
-        topic = status_topic(f"delicasa/{healthy.mac.replace(':', '').lower()}")
         async with aiomqtt.Client(fleet.broker.host, fleet.broker.port) as mqtt:
-            await mqtt.subscribe(topic, qos=1)
+            await mqtt.subscribe(status_topic(topic_prefix(healthy.mac)), qos=1)
             for device in (healthy, broken):
-                delivered = await client.post(
-                    f"http://{device.ip}:{device.port}/v1/credentials",
-                    content=credentials(fleet, device),
-                    headers={"content-type": "application/json"},
-                )
+                body = credentials(fleet.spec, fleet.broker.url, device.mac)
+                delivered = await deliver(client, f"{device.ip}:{device.port}", body)
                 assert delivered.status_code == 202, delivered.text
-            async with asyncio.timeout(WAIT_S):
-                message = await anext(aiter(mqtt.messages))
-        assert isinstance(message.payload, bytes)
-        status = decode_status(message.payload)
+            status = await next_status(mqtt)
         assert isinstance(status, Online)
-        assert status.nonce == f"nonce-{healthy.mac.replace(':', '').lower()}"
+        assert status.nonce == nonce(healthy.mac)
         assert status.mac == healthy.mac
 
         # The wrong-password device comes back to the onboarding network, failed, and says why.

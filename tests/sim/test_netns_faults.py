@@ -22,6 +22,7 @@ from orchestrator.sim.netns_fleet import DEVICE_API_PORT, NetnsDevice, NetnsFlee
 from orchestrator.sim.setns import run_loop_in_namespace
 from orchestrator.sim.testbed import Side
 from tests.device.test_mdns import Browser, Seen
+from tests.sim.provisioning import deliver, nonce
 from tests.sim.test_fleet import FAST
 from tests.sim.test_netns_fleet import body
 
@@ -64,7 +65,7 @@ async def test_every_fault_profile_behaves_as_documented() -> None:
         assert [kind(m) for m in statuses[mac]] == sequence, profile
         last = statuses[mac][-1]
         assert isinstance(last, Online)
-        assert last.nonce == "nonce-" + mac.replace(":", "").lower()
+        assert last.nonce == nonce(mac)
     stale = statuses[by_fault[FaultProfile.STALE_RETAINED].host.mac][0]
     assert isinstance(stale, Online)
     assert stale.nonce.startswith("stale-")
@@ -98,7 +99,7 @@ async def observe(
         answers.update(
             zip(
                 [d.fault for d in fleet.devices],
-                await asyncio.gather(*(deliver(client, fleet, d) for d in fleet.devices)),
+                await asyncio.gather(*(outcome(client, fleet, d) for d in fleet.devices)),
                 strict=True,
             )
         )
@@ -125,14 +126,10 @@ def fleet_device(fleet: NetnsFleet, profile: FaultProfile) -> NetnsDevice:
     return next(d for d in fleet.devices if d.fault is profile)
 
 
-async def deliver(client: httpx.AsyncClient, fleet: NetnsFleet, device: NetnsDevice) -> object:
+async def outcome(client: httpx.AsyncClient, fleet: NetnsFleet, device: NetnsDevice) -> object:
     """The HTTP outcome of a delivery: 202, the error answer, or "timeout"."""
     with contextlib.suppress(httpx.TimeoutException):
-        answer = await client.post(
-            f"http://{device.ip}:{DEVICE_API_PORT}/v1/credentials",
-            content=body(fleet, device),
-            headers={"content-type": "application/json"},
-        )
+        answer = await deliver(client, f"{device.ip}:{DEVICE_API_PORT}", body(fleet, device))
         if answer.status_code == 202:
             return 202
         return msgspec.json.decode(answer.content, type=ErrorAnswer)

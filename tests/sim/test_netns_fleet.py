@@ -12,12 +12,13 @@ import msgspec
 import pytest
 
 from orchestrator.device.faults import FaultProfile
-from orchestrator.protocol.messages import Credentials, DeviceInfo, MqttCredentials
-from orchestrator.protocol.status import Online, decode_status, status_topic
+from orchestrator.protocol.messages import DeviceInfo
+from orchestrator.protocol.status import Online, status_topic
 from orchestrator.sim.fleet import FleetSpec, unique_service_type
 from orchestrator.sim.netns_fleet import DEVICE_API_PORT, NetnsDevice, NetnsFleet, netns_fleet
 from orchestrator.sim.setns import run_loop_in_namespace
 from tests.device.test_mdns import Browser, Seen
+from tests.sim.provisioning import credentials, deliver, next_status, nonce, topic_prefix
 from tests.sim.test_fleet import FAST
 
 pytestmark = pytest.mark.netns
@@ -25,21 +26,9 @@ WAIT_S = 20.0
 
 
 def body(fleet: NetnsFleet, device: NetnsDevice) -> bytes:
-    prefix = f"delicasa/{device.host.mac.replace(':', '').lower()}"
-    return msgspec.json.encode(
-        Credentials(
-            target_ssid=fleet.spec.target_ssid,
-            target_password=fleet.spec.target_password,
-            mqtt=MqttCredentials(
-                broker_url=f"mqtt://{fleet.bed.broker.host}:{fleet.bed.broker.port}",
-                username="dev",
-                password="dev-pass",
-                topic_prefix=prefix,
-            ),
-            device_name="cam",
-            nonce="nonce-" + device.host.mac.replace(":", "").lower(),
-        )
-    )
+    """Credentials pointing at the bed's broker, on the target side."""
+    broker_url = f"mqtt://{fleet.bed.broker.host}:{fleet.bed.broker.port}"
+    return credentials(fleet.spec, broker_url, device.host.mac)
 
 
 async def browse(fleet: NetnsFleet, count: int) -> dict[str, Seen]:
@@ -70,7 +59,7 @@ async def test_a_netns_fleet_is_leased_advertised_provisioned_and_torn_down() ->
         broken = next(d for d in fleet.devices if d.fault is FaultProfile.WRONG_PASSWORD)
 
         async def from_the_pi() -> tuple[Online, DeviceInfo]:
-            topic = status_topic(f"delicasa/{healthy.host.mac.replace(':', '').lower()}")
+            topic = status_topic(topic_prefix(healthy.host.mac))
             broker = fleet.bed.broker
             gateway = str(fleet.bed.onboarding_gateway)
             async with (
@@ -80,16 +69,11 @@ async def test_a_netns_fleet_is_leased_advertised_provisioned_and_torn_down() ->
             ):
                 await mqtt.subscribe(topic, qos=1)
                 for device in (healthy, broken):
-                    answer = await client.post(
-                        f"http://{device.ip}:{DEVICE_API_PORT}/v1/credentials",
-                        content=body(fleet, device),
-                        headers={"content-type": "application/json"},
+                    answer = await deliver(
+                        client, f"{device.ip}:{DEVICE_API_PORT}", body(fleet, device)
                     )
                     assert answer.status_code == 202, answer.text
-                async with asyncio.timeout(WAIT_S):
-                    message = await anext(aiter(mqtt.messages))
-                assert isinstance(message.payload, bytes)
-                online = decode_status(message.payload)
+                online = await next_status(mqtt)
                 assert isinstance(online, Online)
 
                 # The failed device comes back to the onboarding side and says so over mDNS.
@@ -104,7 +88,7 @@ async def test_a_netns_fleet_is_leased_advertised_provisioned_and_torn_down() ->
                 return online, msgspec.json.decode(answer.content, type=DeviceInfo)
 
         online, failed = await run_loop_in_namespace(fleet.bed.pi_namespace, from_the_pi)
-        assert online.nonce == "nonce-" + healthy.host.mac.replace(":", "").lower()
+        assert online.nonce == nonce(healthy.host.mac)
         assert online.ip == str(healthy.host.target_ip)
         assert failed.last_failure is not None
         assert failed.last_failure.reason == "auth_error"
