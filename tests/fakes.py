@@ -4,10 +4,12 @@ clock that tests move by hand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from orchestrator.domain.mac import Mac, parse_mac
+from orchestrator.domain.network import NetworkStatus, Station
+from orchestrator.network.changes import ChangeFeed
 from orchestrator.ports.devices import DeviceSighting
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -47,7 +49,7 @@ class QueueDeviceSource:
         self._queue: asyncio.Queue[DeviceSighting] = asyncio.Queue()
         self._handled = asyncio.Event()
 
-    async def sightings(self, session_id: str) -> AsyncIterator[DeviceSighting]:
+    async def sightings(self, session_id: str) -> AsyncGenerator[DeviceSighting, None]:
         """Yield fed sightings; asking for the next one means the last one was handled."""
         while True:
             sighting = await self._queue.get()
@@ -60,6 +62,45 @@ class QueueDeviceSource:
         await self._queue.put(sighting)
         async with asyncio.timeout(5):
             await self._handled.wait()
+
+
+class FakeNetwork:
+    """An access point whose stations the test associates and disassociates."""
+
+    def __init__(self, ssid: str = "DelicasaOnboard") -> None:
+        self.ssid = ssid
+        self.active = False
+        self._stations: dict[Mac, Station] = {}
+        self._feed = ChangeFeed()
+
+    async def up(self) -> None:
+        self.active = True
+        self._feed.changed()
+
+    async def down(self) -> None:
+        self.active = False
+        self._feed.changed()
+
+    def status(self) -> NetworkStatus:
+        return NetworkStatus(
+            ssid=self.ssid, is_active=self.active, connected_devices=len(self._stations)
+        )
+
+    def stations(self) -> Mapping[Mac, Station]:
+        return dict(self._stations)
+
+    def watch(self) -> AsyncIterator[NetworkStatus]:
+        return self._feed.watch(self.status)
+
+    def associate(self, mac: str, rssi: int = -50) -> None:
+        """A station joins."""
+        self._stations[parse_mac(mac)] = Station(mac=parse_mac(mac), rssi=rssi)
+        self._feed.changed()
+
+    def disassociate(self, mac: str) -> None:
+        """A station leaves."""
+        del self._stations[parse_mac(mac)]
+        self._feed.changed()
 
 
 class RecordingEngine:

@@ -19,6 +19,7 @@ from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.events import EventType
 from orchestrator.domain.mac import Mac
 from orchestrator.ports.devices import DeviceSighting, Engine
+from orchestrator.protocol.messages import DeviceState
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,31 @@ class _Decision(Protocol):
     def __call__(self, candidate: Candidate, *, in_allowlist: bool) -> CandidateEvent | None: ...
 
 
+class PairingOffers(Protocol):
+    """Pair-by-code: what discovery tells it."""
+
+    async def offer(self, mac: Mac, ip: str) -> None:
+        """A device not on the allowlist asks to pair: show it a code."""
+        ...
+
+
 class DeviceWork:
     """The device use cases of the sessions in `registry`."""
 
     def __init__(
-        self, registry: Registry, engine: Engine, *, acquire: Acquire, acquire_for_work: Acquire
+        self,
+        registry: Registry,
+        engine: Engine,
+        *,
+        acquire: Acquire,
+        acquire_for_work: Acquire,
+        pairing: PairingOffers | None = None,
     ) -> None:
         self._registry = registry
         self._engine = engine
         self._acquire = acquire
         self._acquire_for_work = acquire_for_work
+        self._pairing = pairing
 
     async def provision(self, session_id: str, mac: Mac) -> DeviceOutcome:
         """Start provisioning one allowlisted device (harmless when already under way)."""
@@ -142,45 +158,75 @@ class DeviceWork:
             )
 
     async def observe(self, session_id: str, sighting: DeviceSighting) -> None:
-        """Discovery saw a device: a new MAC becomes a `discovered` candidate."""
+        """Discovery saw a device: a new MAC becomes a `discovered` candidate, a known one is
+        refreshed, a failure the device reports fails (or explains) its attempt, and a device
+        asking to pair that is not on the allowlist is shown a code."""
+        if not sighting.present:
+            return  # the network's station count tells who left; the candidate stays
         async with self._registry.lock:
             driven = self._registry.driven.get(session_id)
-            if driven is None or not driven.session.is_open or not sighting.present:
+            if driven is None or not driven.session.is_open:
                 return
+            in_allowlist = await self._registry.store.allowlist.get(sighting.mac) is not None
             known = driven.candidates.get(sighting.mac)
-            now = self._registry.clock()
-            if known is not None:
-                seen = (sighting.ip, sighting.rssi, sighting.firmware_version)
-                if seen != (known.ip, known.rssi, known.firmware_version):
-                    refreshed = msgspec.structs.replace(
-                        known,
-                        ip=sighting.ip,
-                        rssi=sighting.rssi,
-                        firmware_version=sighting.firmware_version,
-                        updated_at=now,
-                    )
-                    driven.candidates[sighting.mac] = refreshed
-                    await self._registry.store.candidates.save(refreshed)
-                return
-            candidate = Candidate(
-                session_id=session_id,
-                mac=sighting.mac,
+            if known is None:
+                await self._discovered(driven, sighting, in_allowlist=in_allowlist)
+            else:
+                await self._refreshed(driven, known, sighting)
+        if sighting.state == DeviceState.PAIRING and not in_allowlist and self._pairing:
+            await self._pairing.offer(sighting.mac, sighting.ip)
+
+    async def _discovered(
+        self, driven: Driven, sighting: DeviceSighting, *, in_allowlist: bool
+    ) -> None:
+        now = self._registry.clock()
+        candidate = Candidate(
+            session_id=driven.session.id,
+            mac=sighting.mac,
+            ip=sighting.ip,
+            state=CandidateState.DISCOVERED,
+            rssi=sighting.rssi,
+            firmware_version=sighting.firmware_version,
+            discovered_at=now,
+            updated_at=now,
+        )
+        await self._registry.store.candidates.save(candidate)
+        driven.candidates[candidate.mac] = candidate
+        await self._registry.audit.record(
+            "device.discovered",
+            session_id=driven.session.id,
+            mac=candidate.mac,
+            actor=SYSTEM_ACTOR,
+            detail=f"{sighting.family} {sighting.model} firmware {sighting.firmware_version}",
+        )
+        await self._registry.publish(
+            EventType.DEVICE_DISCOVERED,
+            views.discovered(candidate, in_allowlist=in_allowlist),
+            driven.session.id,
+        )
+        await self._registry.publish_session(driven)
+
+    async def _refreshed(self, driven: Driven, known: Candidate, sighting: DeviceSighting) -> None:
+        seen = (sighting.ip, sighting.rssi, sighting.firmware_version)
+        if seen != (known.ip, known.rssi, known.firmware_version):
+            known = msgspec.structs.replace(
+                known,
                 ip=sighting.ip,
-                state=CandidateState.DISCOVERED,
                 rssi=sighting.rssi,
                 firmware_version=sighting.firmware_version,
-                discovered_at=now,
-                updated_at=now,
+                updated_at=self._registry.clock(),
             )
-            await self._registry.store.candidates.save(candidate)
-            driven.candidates[candidate.mac] = candidate
-            in_allowlist = await self._registry.store.allowlist.get(candidate.mac) is not None
-            await self._registry.audit.record(
-                "device.discovered", session_id=session_id, mac=candidate.mac, actor=SYSTEM_ACTOR
-            )
-            await self._registry.publish(
-                EventType.DEVICE_DISCOVERED,
-                views.discovered(candidate, in_allowlist=in_allowlist),
-                session_id,
-            )
-            await self._registry.publish_session(driven)
+            driven.candidates[known.mac] = known
+            await self._registry.store.candidates.save(known)
+        failure = sighting.failure
+        if failure is None or sighting.state != DeviceState.FAILED:
+            return
+        match rules.reported_failure(known, failure):
+            case rules.ReportedFailure.FAIL:
+                await self._registry.move(
+                    driven, known, CandidateEvent.FAIL, "device.failure_reported", failure
+                )
+            case rules.ReportedFailure.AMEND:
+                await self._registry.amend_failure(driven, known, failure)
+            case rules.ReportedFailure.IGNORE:
+                pass

@@ -1,10 +1,11 @@
-"""The background life of one driven session: discovery feeding the session, the discovery
-deadline that moves it to `active`, and the end of its lifetime. The session's owner cancels
-it when the session closes."""
+"""The background life of one driven session: discovery feeding the session, the onboarding
+network's changes, the discovery deadline that moves it to `active`, and the end of its
+lifetime. The session's owner cancels it when the session closes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from typing import Protocol
 from orchestrator.context import mac_var, session_id_var
 from orchestrator.domain.errors import OrchestratorError
 from orchestrator.domain.session import Session
-from orchestrator.ports.devices import DeviceSighting, DeviceSource
+from orchestrator.ports.devices import DeviceSighting, DeviceSource, OnboardingNetwork
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ class SessionHooks(Protocol):
         """The discovery deadline passed."""
         ...
 
+    async def network_changed(self) -> None:
+        """The onboarding network's status changed."""
+        ...
+
     async def expire_if_due(self, session_id: str) -> None:
         """The session's lifetime may have run out."""
         ...
@@ -37,7 +42,9 @@ class SessionHooks(Protocol):
 async def drive_session(
     session: Session,
     hooks: SessionHooks,
+    *,
     devices: DeviceSource,
+    network: OnboardingNetwork,
     clock: Callable[[], datetime],
     sleep: Callable[[float], Awaitable[None]],
 ) -> None:
@@ -49,11 +56,16 @@ async def drive_session(
 
     async def discover() -> None:
         try:
-            async for sighting in devices.sightings(session.id):
-                mac_var.set(sighting.mac)
-                await hooks.observe(session.id, sighting)
+            async with contextlib.aclosing(devices.sightings(session.id)) as sightings:
+                async for sighting in sightings:
+                    mac_var.set(sighting.mac)
+                    await hooks.observe(session.id, sighting)
         except OrchestratorError:
             log.exception("discovery for session %s stopped", session.id)
+
+    async def watch_network() -> None:
+        async for _ in network.watch():
+            await hooks.network_changed()
 
     async def finish_discovery() -> None:
         timeout = timedelta(seconds=session.config.discovery_timeout_seconds)
@@ -68,6 +80,7 @@ async def drive_session(
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(discover())
+            group.create_task(watch_network())
             group.create_task(finish_discovery())
             group.create_task(expire())
     except Exception:

@@ -23,6 +23,7 @@ from orchestrator.domain.candidate import (
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.events import EventType, Payload, SessionStatus
 from orchestrator.domain.mac import Mac
+from orchestrator.domain.network import NetworkStatus
 from orchestrator.domain.session import Session, SessionSnapshot
 from orchestrator.ports.devices import OnboardingNetwork
 from orchestrator.ports.events import EventPublisher
@@ -55,6 +56,7 @@ class Registry:
         self.driven: dict[str, Driven] = {}
         self._events = events
         self._network = network
+        self._network_published: NetworkStatus | None = None
 
     @staticmethod
     def candidate(driven: Driven, mac: Mac) -> Candidate:
@@ -109,6 +111,13 @@ class Registry:
             driven.candidates[new.mac] = new
         await self._after_move(driven, pairs, f"device.{event}")
 
+    async def amend_failure(self, driven: Driven, candidate: Candidate, failure: Failure) -> None:
+        """Replace the reason of a failed candidate with a better one (the device's own)."""
+        updated = msgspec.structs.replace(candidate, failure=failure, updated_at=self.clock())
+        await self.store.candidates.save(updated)
+        driven.candidates[updated.mac] = updated
+        await self._after_move(driven, [(candidate, updated)], "device.failure_reported")
+
     async def _after_move(
         self, driven: Driven, pairs: list[tuple[Candidate, Candidate]], action: str
     ) -> None:
@@ -142,8 +151,11 @@ class Registry:
         await self._events.publish(views.event(kind, payload, session_id, self.clock()))
 
     async def network_changed(self) -> None:
-        """Publish the onboarding network's status."""
-        await self.publish(EventType.NETWORK_STATUS_CHANGED, self._network.status(), None)
+        """Publish the onboarding network's status, unless it is the one published last."""
+        status = self._network.status()
+        if status != self._network_published:
+            self._network_published = status
+            await self.publish(EventType.NETWORK_STATUS_CHANGED, status, None)
 
     async def current(self) -> Session | None:
         """The session a stream shows by default: the newest driven, else newest unclosed."""

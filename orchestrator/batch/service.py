@@ -19,7 +19,7 @@ from typing import TypeVar
 import msgspec
 
 from orchestrator.batch import readmodels as views
-from orchestrator.batch.devices import DeviceWork
+from orchestrator.batch.devices import DeviceWork, PairingOffers
 from orchestrator.batch.driver import drive_session
 from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome, SessionView
 from orchestrator.batch.registry import Driven, Registry
@@ -83,6 +83,7 @@ class BatchService:
         run_id: str,
         rules: BatchRules,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pairing: PairingOffers | None = None,
     ) -> None:
         """`clock` and `sleep` are injected together so tests can fast-forward time."""
         self._store = store
@@ -102,6 +103,7 @@ class BatchService:
             engine,
             acquire=self._driven_for,
             acquire_for_work=self._driven_for_work,
+            pairing=pairing,
         )
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -330,6 +332,10 @@ class BatchService:
         """SessionHooks: discovery saw a device."""
         await self._work.observe(session_id, sighting)
 
+    async def network_changed(self) -> None:
+        """SessionHooks: the onboarding network's status changed."""
+        await self._registry.network_changed()
+
     async def finish_discovery(self, session_id: str) -> None:
         """SessionHooks: the discovery deadline passed; `discovering` becomes `active`."""
         async with self._registry.lock:
@@ -439,14 +445,19 @@ class BatchService:
     async def _drive(self, driven: Driven) -> None:
         """Take charge of an open session: network up, discovery and timers running."""
         self._registry.driven[driven.session.id] = driven
-        was_active = self._network.status().is_active
         await self._network.up()
-        if not was_active:
-            await self._registry.network_changed()
+        await self._registry.network_changed()
         if self._tasks is None:
             raise RuntimeError("BatchService used outside its `async with` block")
         driven.task = self._tasks.create_task(
-            drive_session(driven.session, self, self._devices, self._clock, self._sleep)
+            drive_session(
+                driven.session,
+                self,
+                devices=self._devices,
+                network=self._network,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
         )
 
     async def _view(self, session: Session, *, include_devices: bool) -> SessionView:

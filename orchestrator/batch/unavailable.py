@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 from orchestrator.domain.mac import Mac
 from orchestrator.ports.devices import DeviceSighting
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class NoDiscovery:
     """Sees no devices; the session waits until it is stopped."""
 
-    async def sightings(self, session_id: str) -> AsyncIterator[DeviceSighting]:
+    async def sightings(self, session_id: str) -> AsyncGenerator[DeviceSighting, None]:
         """Never yields; ends when the session's task is cancelled."""
         log.warning(
             "session %s: no discovery backend is configured; no devices will appear", session_id

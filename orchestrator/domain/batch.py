@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Set
 
 import msgspec
 
-from orchestrator.domain.candidate import Candidate, CandidateEvent, CandidateState
+from orchestrator.domain.candidate import (
+    SKIPPED_REASON,
+    Candidate,
+    CandidateEvent,
+    CandidateState,
+    Failure,
+)
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.session import Session, SessionState
@@ -90,3 +97,26 @@ def retry_decision(candidate: Candidate, *, in_allowlist: bool) -> CandidateEven
 def is_in_flight(candidate: Candidate) -> bool:
     """Between the provision request and the verdict."""
     return candidate.state in _IN_FLIGHT
+
+
+class ReportedFailure(enum.Enum):
+    """What a failure reason reported by a device (back on the onboarding network) does."""
+
+    FAIL = "fail"
+    """The attempt was in flight: it failed, for the device's reason."""
+    AMEND = "amend"
+    """The attempt already failed (a timeout): the device's reason is the better one."""
+    IGNORE = "ignore"
+
+
+def reported_failure(candidate: Candidate, failure: Failure) -> ReportedFailure:
+    """Decide what the device's own failure report does to its candidate."""
+    if candidate.state in _IN_FLIGHT:
+        return ReportedFailure.FAIL
+    if (
+        candidate.state is CandidateState.FAILED
+        and candidate.failure is not None
+        and candidate.failure.reason not in {SKIPPED_REASON, failure.reason}
+    ):
+        return ReportedFailure.AMEND
+    return ReportedFailure.IGNORE

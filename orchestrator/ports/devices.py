@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Protocol
 
 import msgspec
 
 from orchestrator.domain.candidate import CandidateEvent, Failure
 from orchestrator.domain.mac import Mac
-from orchestrator.domain.network import NetworkStatus
+from orchestrator.domain.network import NetworkStatus, Station
+from orchestrator.protocol.messages import DeviceInfo, PairingDisplay
 
 
 class DeviceSighting(msgspec.Struct, frozen=True, kw_only=True):
@@ -20,13 +21,19 @@ class DeviceSighting(msgspec.Struct, frozen=True, kw_only=True):
     rssi: int
     firmware_version: str
     present: bool = True
-    """False when the device left the network."""
+    """False when the device left the network (the other fields are then its last known)."""
+    family: str = ""
+    model: str = ""
+    state: str = ""
+    """The device's own state (a protocol DeviceState value: `pairing`, `failed`, ...)."""
+    failure: Failure | None = None
+    """Why its last attempt to go online failed, as the device reports it."""
 
 
 class DeviceSource(Protocol):
     """Discovery: sightings for an open session, until the caller stops iterating."""
 
-    def sightings(self, session_id: str) -> AsyncIterator[DeviceSighting]:
+    def sightings(self, session_id: str) -> AsyncGenerator[DeviceSighting, None]:
         """An endless stream of sightings; cancelled by the session's owner when it closes."""
         ...
 
@@ -57,8 +64,24 @@ class Engine(Protocol):
         ...
 
 
+class DeviceUnreachable(Exception):
+    """A device did not answer on the onboarding network (or answered nonsense)."""
+
+
+class DeviceClient(Protocol):
+    """Requests to one device's API on the onboarding network (the device protocol)."""
+
+    async def info(self, ip: str) -> DeviceInfo:
+        """GET /v1/info; DeviceUnreachable when it does not answer."""
+        ...
+
+    async def show_pairing(self, ip: str, display: PairingDisplay) -> None:
+        """POST /v1/pairing; DeviceUnreachable when it does not answer."""
+        ...
+
+
 class OnboardingNetwork(Protocol):
-    """The onboarding access point."""
+    """The onboarding access point: the authority on which stations are associated."""
 
     async def up(self) -> None:
         """Bring the onboarding network up (idempotent)."""
@@ -70,4 +93,13 @@ class OnboardingNetwork(Protocol):
 
     def status(self) -> NetworkStatus:
         """Its current status."""
+        ...
+
+    def stations(self) -> Mapping[Mac, Station]:
+        """The stations associated right now (empty while down)."""
+        ...
+
+    def watch(self) -> AsyncIterator[NetworkStatus]:
+        """The status now, then again after every change (up, down, a station coming or
+        going, a signal update). A slow watcher skips to the latest: nothing queues up."""
         ...

@@ -14,6 +14,7 @@ import pytest
 from httpx import Response
 
 from orchestrator.network.standby import StandbyNetwork
+from orchestrator.ports.devices import OnboardingNetwork
 from orchestrator.security.stepup import SecuritySettings
 from orchestrator.service import Appliance, Edges, run_appliance
 from orchestrator.settings import BatchSettings, Settings, StorageSettings
@@ -71,12 +72,16 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Harness]:
+async def running(
+    settings: Settings, clock: FakeClock | None = None, network: OnboardingNetwork | None = None
+) -> AsyncIterator[Harness]:
     """One appliance run (a process lifetime) on `settings`' data directory."""
     clock = clock or FakeClock()
     devices, engine = QueueDeviceSource(), RecordingEngine()
     edges = Edges(
-        devices=devices, engine=engine, network=StandbyNetwork(settings.batch.onboarding_ssid)
+        devices=devices,
+        engine=engine,
+        network=network or StandbyNetwork(settings.batch.onboarding_ssid),
     )
     async with run_appliance(settings, edges=edges, clock=clock.now, sleep=clock.sleep) as app:
         _, key = await app.services.api_keys.create("tests")
