@@ -360,3 +360,28 @@ def test_sigterm_with_event_streams_open_ends_them_and_exits(tmp_path: Path) -> 
 
     assert returncode == 0, "".join(served.stderr.seen)
     assert "Waiting for connections to close" not in "".join(served.stderr.seen)
+
+
+def test_allowlist_import_adds_then_updates_from_a_csv_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text("mac,description,container_id\naa-bb-cc-dd-ee-01,Dock 1,C-1\n")
+    first = run_cli("allowlist", "import", csv_file, "--data-dir", data)
+    assert first.returncode == 0, first.stderr
+    assert "1 added, 0 updated, 0 unchanged" in first.stderr
+    csv_file.write_text("aa-bb-cc-dd-ee-01,Dock 2\naa-bb-cc-dd-ee-02\n")
+    second = run_cli("allowlist", "import", csv_file, "--data-dir", data)
+    assert "1 added, 1 updated, 0 unchanged" in second.stderr
+
+
+def test_allowlist_import_of_a_bad_file_names_the_line_and_imports_nothing(
+    tmp_path: Path,
+) -> None:
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text("aa-bb-cc-dd-ee-01\nnonsense\n")
+    result = run_cli("allowlist", "import", csv_file, "--data-dir", tmp_path / "data")
+    assert result.returncode == 1
+    assert "line 2: 'nonsense' is not a MAC address" in result.stderr
+    again = run_cli("allowlist", "import", tmp_path / "missing.csv", "--data-dir", tmp_path)
+    assert again.returncode == 1
+    assert "cannot read" in again.stderr

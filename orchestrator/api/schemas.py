@@ -140,6 +140,15 @@ class BulkAddData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     message: str
 
 
+class ImportData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a CSV import did."""
+
+    added: int
+    updated: int
+    unchanged: int
+    message: str
+
+
 class BulkRemoveRequest(
     msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
 ):

@@ -31,6 +31,15 @@ class BulkAddOutcome(msgspec.Struct, frozen=True, kw_only=True):
     skipped: int
 
 
+class ImportOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What an import did: new entries, entries whose description or container changed, and
+    entries already exactly so."""
+
+    added: int
+    updated: int
+    unchanged: int
+
+
 class BulkRemoveOutcome(msgspec.Struct, frozen=True, kw_only=True):
     """How many MACs were removed, and how many were not on the list."""
 
@@ -111,6 +120,39 @@ class AllowlistService:
         await self._entries.put_many(list(fresh.values()))
         await self._audit.record("allowlist.bulk_add", detail=f"added={len(fresh)}")
         return BulkAddOutcome(added=len(fresh), skipped=len(drafts) - len(fresh))
+
+    async def import_entries(self, drafts: Sequence[AllowlistDraft]) -> ImportOutcome:
+        """Add new MACs and update existing ones from an operator's file, in one transaction.
+        A field left empty in the file keeps the entry's value."""
+        now = self._clock()
+        existing = {e.mac: e for e in await self._entries.list()}
+        changed: list[AllowlistEntry] = []
+        added = 0
+        for draft in drafts:
+            old = existing.get(draft.mac)
+            if old is None:
+                added += 1
+                changed.append(
+                    AllowlistEntry(
+                        mac=draft.mac,
+                        added_at=now,
+                        description=draft.description,
+                        container_id=draft.container_id,
+                    )
+                )
+                continue
+            new = revise(old, description=draft.description, container_id=draft.container_id)
+            if new != old:
+                changed.append(new)
+        await self._entries.put_many(changed)
+        outcome = ImportOutcome(
+            added=added, updated=len(changed) - added, unchanged=len(drafts) - len(changed)
+        )
+        await self._audit.record(
+            "allowlist.import",
+            detail=f"added={outcome.added} updated={outcome.updated} unchanged={outcome.unchanged}",
+        )
+        return outcome
 
     async def remove_many(self, macs: Sequence[Mac]) -> BulkRemoveOutcome:
         """Remove these MACs; unknown ones are counted, not an error."""

@@ -156,3 +156,34 @@ async def test_allowlist_changes_are_audited_with_the_key_id(harness: Harness) -
     entries = await harness.appliance.store.audit.page(AuditQuery(action="allowlist.add"))
     assert [(e.actor, e.mac) for e in entries] == [(key_id, M1)]
     assert entries[0].correlation_id
+
+
+async def test_csv_import_adds_updates_and_counts(harness: Harness) -> None:
+    await harness.post("/allowlist", {"mac": M1, "description": "cam 1"})
+    csv_text = f"mac,description,container_id\n{M1},cam 1\n{M2.lower()},cam 2,C-2\n"
+    response = await harness.client.post(
+        "/api/v1/provisioning/allowlist/import",
+        content=csv_text,
+        headers={"content-type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert (data["added"], data["updated"], data["unchanged"]) == (1, 0, 1)
+    assert data["message"] == "imported 2 rows: 1 added, 0 updated, 1 unchanged"
+    entry = (await harness.get(f"/allowlist/{M2}")).json()["data"]["entry"]
+    assert (entry["description"], entry["container_id"]) == ("cam 2", "C-2")
+
+
+async def test_csv_import_with_a_bad_line_changes_nothing(harness: Harness) -> None:
+    response = await harness.client.post(
+        "/api/v1/provisioning/allowlist/import",
+        content=f"{M1}\nnot-a-mac\n".encode(),
+        headers={"content-type": "text/csv"},
+    )
+    body = assert_error(response, 400, "VALIDATION_FAILED")
+    assert body["error"]["details"] == "line 2: 'not-a-mac' is not a MAC address"
+    assert (await harness.get("/allowlist")).json()["data"]["entries"] == []
+    binary = await harness.client.post(
+        "/api/v1/provisioning/allowlist/import", content=b"\xff\xfe\x00"
+    )
+    assert_error(binary, 400, "VALIDATION_FAILED")

@@ -195,6 +195,7 @@ class Route:
     """Some state the route changes: equal before and after means it did nothing."""
     json: Any = None
     params: dict[str, str] | None = None
+    content: bytes | None = None
 
     async def call(self, g: Gated, **headers: str) -> httpx.Response:
         return await g.client.request(
@@ -202,6 +203,7 @@ class Route:
             f"{API}{self.path}",
             json=self.json,
             params=self.params,
+            content=self.content,
             headers=headers,
         )
 
@@ -249,6 +251,16 @@ ROUTES = [
         _nothing,
         _description,
         {"entries": [{"mac": MAC}]},
+    ),
+    Route(
+        "allowlist-import",
+        ALLOWLIST,
+        "POST",
+        "/allowlist/import",
+        200,
+        _nothing,
+        _description,
+        content=f"{MAC},imported".encode(),
     ),
     Route(
         "allowlist-bulk-remove",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Response, delete, get, patch, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -23,9 +23,11 @@ from orchestrator.api.schemas import (
     BulkRemoveRequest,
     ClearedData,
     DeletedData,
+    ImportData,
 )
 from orchestrator.batch.allowlist import AllowlistDraft, AllowlistService
 from orchestrator.domain.allowlist import AllowlistEntryView, AllowlistStats
+from orchestrator.domain.allowlist_csv import parse_allowlist_csv
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.mac import Mac, is_mac, parse_mac
 from orchestrator.domain.totp import GatedOperation
@@ -141,6 +143,42 @@ async def bulk_add(
     )
 
 
+@post(
+    "/import",
+    status_code=200,
+    guards=[_WRITE],
+    responses=error_specs(_E.VALIDATION_FAILED, *STEP_UP_ERRORS),
+)
+async def import_csv(
+    request: Request[Any, Any, Any], allowlist: NamedDependency[AllowlistService]
+) -> Response[Success[ImportData]]:
+    """Import a CSV file (`mac,description,container_id`, header optional) as the request
+    body: new MACs are added, existing ones updated. One bad line rejects the whole file."""
+    body = await request.body()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise OrchestratorError(
+            _E.VALIDATION_FAILED, "the CSV is not UTF-8 text", details=str(error)
+        ) from error
+    rows = parse_allowlist_csv(text)
+    outcome = await allowlist.import_entries(
+        [
+            AllowlistDraft(mac=r.mac, description=r.description, container_id=r.container_id)
+            for r in rows
+        ]
+    )
+    return ok(
+        ImportData(
+            added=outcome.added,
+            updated=outcome.updated,
+            unchanged=outcome.unchanged,
+            message=f"imported {len(rows)} rows: {outcome.added} added, "
+            f"{outcome.updated} updated, {outcome.unchanged} unchanged",
+        )
+    )
+
+
 @post("/bulk-remove", status_code=200, guards=[_WRITE], responses=error_specs(*STEP_UP_ERRORS))
 async def bulk_remove(
     data: JSONBody[BulkRemoveRequest], allowlist: NamedDependency[AllowlistService]
@@ -176,6 +214,7 @@ HANDLERS = [
     stats,
     bulk_add,
     bulk_remove,
+    import_csv,
     clear_all,
     get_entry,
     add_entry,
