@@ -1,0 +1,1 @@
+"""The hostapd backend of the onboarding network, against a fake control socket."""
