@@ -22,6 +22,7 @@ from orchestrator.api.state import Services
 from orchestrator.api.streams import Streams
 from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
+from orchestrator.batch.pairing import NoDeviceClient, PairingService
 from orchestrator.batch.service import BatchRules, BatchService
 from orchestrator.batch.unavailable import NoDiscovery, NoEngine
 from orchestrator.network.standby import StandbyNetwork
@@ -123,9 +124,18 @@ async def run_appliance(
             )
         )
         auditor = Auditor(store.audit, clock)
+        pairing = PairingService(
+            store=store,
+            client=NoDeviceClient(),
+            auditor=auditor,
+            clock=clock,
+            settings=settings.pairing,
+        )
+        await stack.enter_async_context(pairing.purging())
         services = Services(
             batches=batches,
             allowlist=AllowlistService(store, clock),
+            pairing=pairing,
             api_keys=ApiKeys(store.api_keys, clock),
             auditor=auditor,
             step_up=StepUp(store.totp, sealer, auditor, clock, settings.security),

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from orchestrator.batch.pairing import PairingSettings
 from orchestrator.domain.network import DEFAULT_ONBOARDING_SSID
 from orchestrator.security.stepup import SecuritySettings
 
@@ -82,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
+    pairing: PairingSettings = msgspec.field(default_factory=PairingSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

@@ -20,6 +20,7 @@ from orchestrator.api.routes import (
     console_session,
     events,
     health,
+    pairing,
     sessions,
 )
 from orchestrator.api.state import Services, state_for
@@ -61,6 +62,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
             # `events` before `{session_id}`: literal paths are never captured by parameters.
             Router("/batch", route_handlers=[events.batch_events, *batch.HANDLERS]),
             Router("/allowlist", route_handlers=allowlist.HANDLERS),
+            Router("/pairing", route_handlers=pairing.HANDLERS),
             Router("/sessions", route_handlers=sessions.HANDLERS),
             health.network_status,
             *audit.HANDLERS,
@@ -76,6 +78,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
             "services": Provide(lambda: services, sync_to_thread=False),
             "batches": Provide(lambda: services.batches, sync_to_thread=False),
             "allowlist": Provide(lambda: services.allowlist, sync_to_thread=False),
+            "pairing": Provide(lambda: services.pairing, sync_to_thread=False),
             "streams": Provide(lambda: streams, sync_to_thread=False),
         },
         state=State({**state_for(services), STREAMS_KEY: streams}),

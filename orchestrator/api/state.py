@@ -9,6 +9,7 @@ from litestar import Litestar
 
 from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
+from orchestrator.batch.pairing import PairingService
 from orchestrator.batch.service import BatchService
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.stepup import StepUp
@@ -21,6 +22,7 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
 
     batches: BatchService
     allowlist: AllowlistService
+    pairing: PairingService
     api_keys: ApiKeys
     auditor: Auditor
     step_up: StepUp

@@ -1,9 +1,9 @@
 """The reference device agent: the device side of the protocol, as one asyncio object.
 
 The HTTP API (`orchestrator.device.http`) calls `info`, `deliver`, `identify` and the pairing
-methods; `run()`, owned by the caller's TaskGroup, does the work that follows a delivery:
-leave the onboarding network, join the target network, report online over MQTT, or come
-back failed.
+methods, and the pairing button `request_pairing`; `run()`, owned by the caller's TaskGroup,
+does the work that follows a delivery: leave the onboarding network, join the target network,
+report online over MQTT, or come back failed.
 """
 
 from __future__ import annotations
@@ -129,9 +129,22 @@ class DeviceAgent:
         """Blink for `seconds`."""
         self._identify_s = seconds
 
+    def request_pairing(self) -> None:
+        """The technician pressed the pairing button: an unprovisioned device goes into
+        pairing with a blank display and advertises `pairing` until the orchestrator shows it
+        a code (then it waits to be claimed) or clears the display. Pressing it again while
+        pairing changes nothing; in any other phase it raises IllegalTransitionError."""
+        if self._phase is Phase.PAIRING:
+            return
+        advance(self._phase, Phase.PAIRING)  # refuse before touching the display
+        self._display = PairingDisplay()
+        self._move(Phase.PAIRING)
+
     def show_pairing(self, display: PairingDisplay) -> None:
         """Show `display`; a code puts a waiting device into pairing, no code takes it out."""
-        self._display = PairingDisplay(code=display.code, claim_url=display.claim_url)
+        self._display = PairingDisplay(
+            code=display.code, claim_url=display.claim_url, qr_svg=display.qr_svg
+        )
         if display.code and self._phase is Phase.UNPROVISIONED:
             self._move(Phase.PAIRING)
         elif not display.code and self._phase is Phase.PAIRING:

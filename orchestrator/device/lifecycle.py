@@ -20,7 +20,8 @@ class Phase(StrEnum):
     UNPROVISIONED = "unprovisioned"
     """On the onboarding network, waiting for credentials."""
     PAIRING = "pairing"
-    """On the onboarding network, showing a pairing code."""
+    """On the onboarding network, asking to be paired (its pairing button was pressed):
+    waiting for a code from the orchestrator, then showing it until the display is cleared."""
     ACCEPTED = "accepted"
     """Holds credentials, about to leave the onboarding network."""
     JOINING = "joining"

@@ -102,7 +102,11 @@ class AllowlistRepository(Protocol):
 
 
 class ProvisioningRepository(Protocol):
-    """Seed 000's IProvisioningRepository: device records and pair-by-code sessions."""
+    """Seed 000's IProvisioningRepository: device records and pair-by-code sessions.
+
+    Every code ever stored counts as issued, for good: `issue_session` refuses it again, so a
+    code is never reused, even after its session was purged.
+    """
 
     async def save_device(self, device: DeviceRecord) -> None:
         """Insert or replace a device record."""
@@ -113,15 +117,35 @@ class ProvisioningRepository(Protocol):
         ...
 
     async def save_session(self, session: PairingSession) -> None:
-        """Insert or replace a pairing session (keyed by its code)."""
+        """Insert or replace a pairing session (keyed by its code); its code counts as issued."""
+        ...
+
+    async def issue_session(self, session: PairingSession) -> bool:
+        """Store `session` if its code was never issued, replacing the device's earlier
+        sessions; False, storing nothing, when the code was issued before."""
         ...
 
     async def find_session_by_code(self, pairing_code: str, now: datetime) -> PairingSession | None:
-        """The session for this code only while it has not expired at `now`."""
+        """The session for this code only while it has not expired at `now` (claimed or not)."""
+        ...
+
+    async def find_live_session_for_device(
+        self, device_id: str, now: datetime
+    ) -> PairingSession | None:
+        """The device's session that is neither expired at `now` nor claimed, or None."""
+        ...
+
+    async def claim_session(
+        self, pairing_code: str, claimant: str, now: datetime
+    ) -> PairingSession | None:
+        """Mark this code's unexpired session claimed by `claimant`, atomically. Returns the
+        claimed session to the first claimant (and to its repeats), None to anyone else and
+        for an unknown or expired code: of concurrent claims by two claimants exactly one wins."""
         ...
 
     async def delete_expired_sessions(self, now: datetime) -> int:
-        """Delete sessions expired at `now`; return how many."""
+        """Delete sessions expired at `now` (claimed or not); return how many. Their codes
+        stay issued."""
         ...
 
 

@@ -153,6 +153,11 @@ class PairingDisplay(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     code: Annotated[str, msgspec.Meta(pattern="^[A-Z0-9]{6}$")] | None = None
     claim_url: str | None = None
     """For devices with a screen big enough for a QR code of the claim link."""
+    qr_svg: str | None = None
+    """A QR code of `claim_url`, ready to draw: an SVG document (one `<svg>` element with a
+    `viewBox` and no fixed size, one `<path>`, no XML declaration) rendered with segno. Sent
+    only with `claim_url`, and only while the whole request stays within MAX_REQUEST_BYTES;
+    devices without a screen ignore it."""
     protocol_version: int | None = None
     """Set in the GET answer (every answer carries it); ignored in a request."""
 

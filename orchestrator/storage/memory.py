@@ -180,11 +180,13 @@ class MemoryAllowlistRepository:
 
 
 class MemoryProvisioningRepository:
-    """ProvisioningRepository in two dicts; a code is valid while `now < expires_at`."""
+    """ProvisioningRepository in dicts; a code is valid while `now < expires_at`. No method
+    awaits, so each one is atomic, as the SQLite store's transactions are."""
 
     def __init__(self) -> None:
         self._devices: dict[str, DeviceRecord] = {}
         self._pairings: dict[str, PairingSession] = {}
+        self._issued: set[str] = set()
 
     async def save_device(self, device: DeviceRecord) -> None:
         """Insert or replace a device record."""
@@ -195,17 +197,53 @@ class MemoryProvisioningRepository:
         return self._devices.get(device_id)
 
     async def save_session(self, session: PairingSession) -> None:
-        """Insert or replace a pairing session (keyed by its code)."""
-        self._pairings[session.pairing_code] = _normalised(session)
+        """Insert or replace a pairing session (keyed by its code); its code counts as issued."""
+        stored = _normalised(session)
+        self._issued.add(stored.pairing_code)
+        self._pairings[stored.pairing_code] = stored
+
+    async def issue_session(self, session: PairingSession) -> bool:
+        """Store `session` if its code was never issued, replacing the device's earlier
+        sessions; False, storing nothing, when the code was issued before."""
+        stored = _normalised(session)
+        if stored.pairing_code in self._issued:
+            return False
+        self._issued.add(stored.pairing_code)
+        for code in [c for c, s in self._pairings.items() if s.device_id == stored.device_id]:
+            del self._pairings[code]
+        self._pairings[stored.pairing_code] = stored
+        return True
 
     async def find_session_by_code(self, pairing_code: str, now: datetime) -> PairingSession | None:
-        """The session for this code only while `now < expires_at`."""
+        """The session for this code only while `now < expires_at` (claimed or not)."""
         now = to_utc(now)
         session = self._pairings.get(pairing_code)
         return None if session is None or session.is_expired(now) else session
 
+    async def find_live_session_for_device(
+        self, device_id: str, now: datetime
+    ) -> PairingSession | None:
+        """The device's unexpired, unclaimed session (the newest, should there be several)."""
+        now = to_utc(now)
+        live = [s for s in self._pairings.values() if s.device_id == device_id and s.is_live(now)]
+        return max(live, key=lambda s: s.created_at, default=None)
+
+    async def claim_session(
+        self, pairing_code: str, claimant: str, now: datetime
+    ) -> PairingSession | None:
+        """Claim this code's unexpired session for `claimant`: the first claim and repeats by
+        the same claimant get the session, anyone else None."""
+        now = to_utc(now)
+        session = self._pairings.get(pairing_code)
+        if session is None or not session.claimable_by(claimant, now):
+            return None
+        claimed = session.claimed(claimant, now)
+        self._pairings[pairing_code] = claimed
+        return claimed
+
     async def delete_expired_sessions(self, now: datetime) -> int:
-        """Delete sessions with `expires_at <= now`; return how many."""
+        """Delete sessions with `expires_at <= now`; return how many (their codes stay
+        issued)."""
         now = to_utc(now)
         expired = [code for code, s in self._pairings.items() if s.is_expired(now)]
         for code in expired:

@@ -276,6 +276,88 @@ async def test_delete_expired_sessions_returns_the_count(store: Store) -> None:
     assert await store.provisioning.find_session_by_code("AAAAA3", at(200)) is not None
 
 
+async def test_a_code_is_never_issued_twice_even_after_its_session_is_purged(store: Store) -> None:
+    repo = store.provisioning
+    assert await repo.issue_session(make_pairing("KM9X3T", expires_at=at(600)))
+    assert not await repo.issue_session(make_pairing("KM9X3T", device_id="other"))
+    assert (await repo.find_session_by_code("KM9X3T", T0)) == make_pairing(
+        "KM9X3T", expires_at=at(600)
+    )
+    assert await repo.delete_expired_sessions(at(600)) == 1
+    assert not await repo.issue_session(make_pairing("KM9X3T", expires_at=at(1200)))
+    assert await repo.find_session_by_code("KM9X3T", at(600)) is None
+
+
+async def test_a_saved_session_s_code_counts_as_issued(store: Store) -> None:
+    await store.provisioning.save_session(make_pairing("KM9X3T"))
+    assert not await store.provisioning.issue_session(make_pairing("KM9X3T", device_id="other"))
+
+
+async def test_issuing_replaces_the_device_s_earlier_sessions(store: Store) -> None:
+    repo = store.provisioning
+    assert await repo.issue_session(make_pairing("AAAAA1", expires_at=at(100)))
+    assert await repo.issue_session(make_pairing("AAAAA2", expires_at=at(100), device_id="other"))
+    assert await repo.issue_session(make_pairing("AAAAA3", expires_at=at(700)))
+    assert await repo.find_session_by_code("AAAAA1", T0) is None
+    assert await repo.find_session_by_code("AAAAA2", T0) is not None
+    assert await repo.find_session_by_code("AAAAA3", T0) is not None
+
+
+async def test_the_live_session_of_a_device_is_unexpired_and_unclaimed(store: Store) -> None:
+    repo = store.provisioning
+    device = "ZM-ICU-MON-04"
+    assert await repo.find_live_session_for_device(device, T0) is None
+    live = make_pairing("KM9X3T", expires_at=at(600))
+    await repo.issue_session(live)
+    assert await repo.find_live_session_for_device(device, T0) == live
+    assert await repo.find_live_session_for_device("other", T0) is None
+    assert await repo.find_live_session_for_device(device, at(600)) is None
+    assert await repo.claim_session("KM9X3T", "key-a", at(1)) is not None
+    assert await repo.find_live_session_for_device(device, at(2)) is None
+
+
+async def test_a_claim_goes_to_the_first_claimant_and_its_repeats(store: Store) -> None:
+    repo = store.provisioning
+    await repo.issue_session(make_pairing("KM9X3T", expires_at=at(600)))
+    claimed = await repo.claim_session("KM9X3T", "key-a", at(10))
+    expected = make_pairing("KM9X3T", expires_at=at(600))
+    expected = msgspec.structs.replace(expected, claimed_by="key-a", claimed_at=at(10))
+    assert claimed == expected
+    assert await repo.claim_session("KM9X3T", "key-b", at(11)) is None
+    # A repeat by the same claimant (a retried request) gets it again, claimed_at unchanged.
+    assert await repo.claim_session("KM9X3T", "key-a", at(12)) == expected
+    assert await repo.find_session_by_code("KM9X3T", at(13)) == expected
+
+
+async def test_nobody_claims_an_unknown_or_expired_code(store: Store) -> None:
+    repo = store.provisioning
+    await repo.issue_session(make_pairing("KM9X3T", expires_at=at(600)))
+    assert await repo.claim_session("NOPE42", "key-a", T0) is None
+    assert await repo.claim_session("KM9X3T", "key-a", at(600)) is None
+
+
+async def test_of_concurrent_claims_exactly_one_wins(store: Store) -> None:
+    await store.provisioning.issue_session(make_pairing("KM9X3T", expires_at=at(600)))
+    claims = await asyncio.gather(
+        *(store.provisioning.claim_session("KM9X3T", f"key-{n}", at(1)) for n in range(8))
+    )
+    winners = [claim for claim in claims if claim is not None]
+    assert len(winners) == 1
+    assert winners[0].claimed_by in {f"key-{n}" for n in range(8)}
+
+
+async def test_claimed_sessions_are_purged_at_expiry_too(store: Store) -> None:
+    await store.provisioning.issue_session(make_pairing("KM9X3T", expires_at=at(600)))
+    await store.provisioning.claim_session("KM9X3T", "key-a", at(1))
+    assert await store.provisioning.delete_expired_sessions(at(600)) == 1
+
+
+async def test_a_saved_claim_round_trips(store: Store) -> None:
+    claimed = msgspec.structs.replace(make_pairing(), claimed_by="key-a", claimed_at=at(5))
+    await store.provisioning.save_session(claimed)
+    assert await store.provisioning.find_session_by_code("X7Y9Z2", at(6)) == claimed
+
+
 # --- audit ------------------------------------------------------------------------------------
 
 
