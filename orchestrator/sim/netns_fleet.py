@@ -15,6 +15,7 @@ import functools
 import random
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from orchestrator.device.agent import DeviceAgent
@@ -101,11 +102,13 @@ async def netns_fleet(
     service_type: str,
     timing: AgentTiming | None = None,
     profiles: Sequence[FaultProfile] | None = None,
+    dhcp_script: Path | None = None,
 ) -> AsyncIterator[NetnsFleet]:
     """Build a bed of `spec.devices` devices and run an agent in each namespace until the
     block ends; the bed then takes everything down. `profiles` gives device i the fault
-    `profiles[i]` (the bed chooses MACs, so tests name devices by index)."""
-    async with TestBed.build(devices=spec.devices) as bed:
+    `profiles[i]` (the bed chooses MACs, so tests name devices by index); `dhcp_script` goes
+    to dnsmasq as `--dhcp-script`."""
+    async with TestBed.build(devices=spec.devices, dhcp_script=dhcp_script) as bed:
         home = asyncio.get_running_loop()
         hosts = list(bed.devices)
         if profiles is not None:
