@@ -22,11 +22,9 @@ from orchestrator.api.state import Services
 from orchestrator.api.streams import Streams
 from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
-from orchestrator.batch.pairing import NoDeviceClient, PairingService
+from orchestrator.batch.pairing import PairingService
 from orchestrator.batch.service import BatchRules, BatchService
-from orchestrator.batch.unavailable import NoDiscovery, NoEngine
-from orchestrator.network.standby import StandbyNetwork
-from orchestrator.ports.devices import DeviceSource, Engine, OnboardingNetwork
+from orchestrator.edges import Edges, appliance_edges
 from orchestrator.ports.storage import Store
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.console_sessions import ConsoleSessions
@@ -49,14 +47,6 @@ def new_session_id() -> str:
     return "sess_" + "".join(secrets.choice(_SESSION_ID_CHARS) for _ in range(16))
 
 
-class Edges(msgspec.Struct, frozen=True, kw_only=True):
-    """The replaceable outside world (tests and later issues plug in their own)."""
-
-    devices: DeviceSource
-    engine: Engine
-    network: OnboardingNetwork
-
-
 class Appliance(msgspec.Struct, frozen=True, kw_only=True):
     """A running appliance: its store, services, event bus and HTTP app."""
 
@@ -64,15 +54,6 @@ class Appliance(msgspec.Struct, frozen=True, kw_only=True):
     services: Services
     bus: EventBus
     app: Litestar
-
-
-def default_edges(settings: Settings) -> Edges:
-    """What runs when no radio, discovery or engine is installed."""
-    return Edges(
-        devices=NoDiscovery(),
-        engine=NoEngine(),
-        network=StandbyNetwork(settings.batch.onboarding_ssid),
-    )
 
 
 @contextlib.asynccontextmanager
@@ -93,8 +74,9 @@ async def run_appliance(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[Appliance]:
     """Build the appliance; everything is closed again in reverse order on exit."""
-    edges = edges or default_edges(settings)
     async with contextlib.AsyncExitStack() as stack:
+        if edges is None:
+            edges = await stack.enter_async_context(appliance_edges(settings))
         store = await stack.enter_async_context(open_store(settings))
         sealer = SecretBox.from_key_file(settings.storage.secret_key_path)
         bus = EventBus(
@@ -105,8 +87,18 @@ async def run_appliance(
         await bus.start()
         # Ends open event streams when the appliance stops, however it stops.
         stack.callback(bus.close_all)
+        auditor = Auditor(store.audit, clock)
+        pairing = PairingService(
+            store=store,
+            client=edges.client,
+            auditor=auditor,
+            clock=clock,
+            settings=settings.pairing,
+        )
+        await stack.enter_async_context(pairing.purging())
         batches = await stack.enter_async_context(
             BatchService(
+                pairing=pairing,
                 store=store,
                 sealer=sealer,
                 engine=edges.engine,
@@ -123,15 +115,6 @@ async def run_appliance(
                 ),
             )
         )
-        auditor = Auditor(store.audit, clock)
-        pairing = PairingService(
-            store=store,
-            client=NoDeviceClient(),
-            auditor=auditor,
-            clock=clock,
-            settings=settings.pairing,
-        )
-        await stack.enter_async_context(pairing.purging())
         services = Services(
             batches=batches,
             allowlist=AllowlistService(store, clock),

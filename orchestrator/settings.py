@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import msgspec
 
 from orchestrator.batch.pairing import PairingSettings
+from orchestrator.discovery.settings import DiscoverySettings, NetworkSettings
 from orchestrator.domain.network import DEFAULT_ONBOARDING_SSID
+from orchestrator.network.hostapd import HostapdSettings
 from orchestrator.security.stepup import SecuritySettings
 
 ENV_PREFIX = "ORCHESTRATOR_"
@@ -84,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     streams: StreamSettings = msgspec.field(default_factory=StreamSettings)
     security: SecuritySettings = msgspec.field(default_factory=SecuritySettings)
     pairing: PairingSettings = msgspec.field(default_factory=PairingSettings)
+    network: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    hostapd: HostapdSettings = msgspec.field(default_factory=HostapdSettings)
+    discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

@@ -43,7 +43,7 @@ from orchestrator.domain.pairing import (
     new_pairing_session,
     parse_pairing_code,
 )
-from orchestrator.ports.devices import DeviceClient, DeviceUnreachable
+from orchestrator.ports.devices import DeviceClient, DeviceUnreachableError
 from orchestrator.ports.storage import StorageError, Store
 from orchestrator.protocol.messages import MAX_REQUEST_BYTES, DeviceInfo, PairingDisplay
 
@@ -98,12 +98,12 @@ class NoDeviceClient:
     unreachable (offers and display clears are then logged, not carried out)."""
 
     async def info(self, ip: str) -> DeviceInfo:
-        """Always DeviceUnreachable."""
-        raise DeviceUnreachable(f"no device transport is configured to reach {ip}")
+        """Always DeviceUnreachableError."""
+        raise DeviceUnreachableError(f"no device transport is configured to reach {ip}")
 
     async def show_pairing(self, ip: str, display: PairingDisplay) -> None:
-        """Always DeviceUnreachable."""
-        raise DeviceUnreachable(f"no device transport is configured to reach {ip}")
+        """Always DeviceUnreachableError."""
+        raise DeviceUnreachableError(f"no device transport is configured to reach {ip}")
 
 
 def qr_svg(url: str) -> str:
@@ -336,5 +336,5 @@ class PairingService:
         try:
             async with asyncio.timeout(self._settings.device_timeout_s):
                 await self._client.show_pairing(ip, display)
-        except (DeviceUnreachable, TimeoutError) as exc:
+        except (DeviceUnreachableError, TimeoutError) as exc:
             log.warning("could not %s on %s: %s", what, ip, str(exc) or "timed out")

@@ -25,7 +25,7 @@ from ipaddress import IPv4Address
 
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.mac import Mac, is_mac, parse_mac
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.discovery import SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _IFREQ = struct.Struct("16s16x")
 
 Sweep = Callable[[str, Sequence[str], float], dict[Mac, str]]
 """Blocking: (interface, addresses, timeout_s) -> the IPv4 address each answering MAC claims;
-SourceUnavailable when it cannot sweep at all."""
+SourceUnavailableError when it cannot sweep at all."""
 
 
 def address_range(first: IPv4Address | str, last: IPv4Address | str) -> list[IPv4Address]:
@@ -76,7 +76,7 @@ class ArpPresence:
 
 def arp_sweep(interface: str, addresses: Sequence[str], timeout_s: float) -> dict[Mac, str]:
     """Ask `addresses` on `interface` who has them, waiting up to `timeout_s` for answers.
-    Blocking; SourceUnavailable without CAP_NET_RAW, the interface or its IPv4 address."""
+    Blocking; SourceUnavailableError without CAP_NET_RAW, the interface or its IPv4 address."""
     source_ip, source_mac = _interface_addresses(interface)
     try:
         # Lazy: scapy's layer-2 modules cost about 0.2 s and 42 MB.
@@ -84,7 +84,7 @@ def arp_sweep(interface: str, addresses: Sequence[str], timeout_s: float) -> dic
         from scapy.layers.l2 import ARP, Ether  # noqa: PLC0415
         from scapy.sendrecv import srp  # noqa: PLC0415
     except ImportError as exc:
-        raise SourceUnavailable(f"ARP sweeps need scapy: {exc}") from exc
+        raise SourceUnavailableError(f"ARP sweeps need scapy: {exc}") from exc
     conf.verb = 0
     request = Ether(src=source_mac, dst=BROADCAST) / ARP(
         hwsrc=source_mac, psrc=source_ip, pdst=list(addresses)
@@ -92,7 +92,7 @@ def arp_sweep(interface: str, addresses: Sequence[str], timeout_s: float) -> dic
     try:
         answered, _ = srp(request, iface=interface, timeout=timeout_s, verbose=False)
     except PermissionError as exc:
-        raise SourceUnavailable(f"ARP sweeps need CAP_NET_RAW: {exc}") from exc
+        raise SourceUnavailableError(f"ARP sweeps need CAP_NET_RAW: {exc}") from exc
     found: dict[Mac, str] = {}
     for _, reply in answered:
         claim = reply[ARP]
@@ -110,10 +110,11 @@ def _interface_addresses(interface: str) -> tuple[str, str]:
             mac = fcntl.ioctl(sock, _SIOCGIFHWADDR, request)[18:24].hex(":")
         except OSError as exc:
             if exc.errno == errno.ENODEV:
-                raise SourceUnavailable(f"no interface {interface!r} to sweep") from exc
+                raise SourceUnavailableError(f"no interface {interface!r} to sweep") from exc
             if exc.errno == errno.EADDRNOTAVAIL:
-                raise SourceUnavailable(f"{interface} has no IPv4 address to sweep from") from exc
-            raise SourceUnavailable(f"cannot read {interface}'s addresses: {exc}") from exc
+                message = f"{interface} has no IPv4 address to sweep from"
+                raise SourceUnavailableError(message) from exc
+            raise SourceUnavailableError(f"cannot read {interface}'s addresses: {exc}") from exc
     return ip, mac
 
 
@@ -146,7 +147,7 @@ class ArpSource:
 
     async def clues(self) -> AsyncIterator[Clue]:
         """A clue per answer of every sweep, and one when a device stops answering.
-        SourceUnavailable when sweeping is impossible here."""
+        SourceUnavailableError when sweeping is impossible here."""
         presence = ArpPresence(self._misses)
         first = True
         while True:

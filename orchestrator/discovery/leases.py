@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.mac import Mac, is_mac, parse_mac
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.discovery import SourceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -277,9 +277,9 @@ class _Watcher:
             try:
                 found = directory.is_dir()
             except OSError as exc:
-                raise SourceUnavailable(_describe(exc)) from exc
+                raise SourceUnavailableError(_describe(exc)) from exc
             if not found:
-                raise SourceUnavailable(f"no directory {directory} (for {purpose})")
+                raise SourceUnavailableError(f"no directory {directory} (for {purpose})")
         return self.poll()
 
     def poll(self) -> list[Clue]:
@@ -289,7 +289,7 @@ class _Watcher:
                 if self._events is not None:
                     clues += [c for line in self._events.poll() if (c := parse_event(line))]
             except OSError as exc:
-                raise SourceUnavailable(_describe(exc)) from exc
+                raise SourceUnavailableError(_describe(exc)) from exc
             return clues
 
     def close(self) -> None:
@@ -331,7 +331,7 @@ class LeaseSource:
 
     async def clues(self) -> AsyncIterator[Clue]:
         """The current leases, then every change, polling every `poll_interval_s`.
-        SourceUnavailable when a directory is missing or a file cannot be read."""
+        SourceUnavailableError when a directory is missing or a file cannot be read."""
         watcher = _Watcher(self._lease_file, self._events_file, self._max_events_bytes)
         try:
             batch = await asyncio.to_thread(watcher.start)

@@ -36,7 +36,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.errors import OrchestratorError
 from orchestrator.domain.mac import Mac, parse_mac
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.discovery import SourceUnavailableError
 from orchestrator.protocol.advert import SERVICE_TYPE, AdvertError, parse_txt
 
 log = logging.getLogger(__name__)
@@ -148,13 +148,13 @@ class MdnsSource:
 
     async def clues(self) -> AsyncIterator[Clue]:
         """A clue per device found, changed (address, advertised state) or gone (goodbye),
-        until the caller stops iterating. SourceUnavailable when the address is not
+        until the caller stops iterating. SourceUnavailableError when the address is not
         configured here or multicast cannot be sent from it."""
         address = _local_ipv4(self._address)
         try:
             aiozc = AsyncZeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
         except (OSError, ZeroconfError) as exc:
-            raise SourceUnavailable(f"cannot start mDNS on {address}: {exc}") from exc
+            raise SourceUnavailableError(f"cannot start mDNS on {address}: {exc}") from exc
         zeroconf = aiozc.zeroconf
         services = _Services(zeroconf, self._service_type)
         browser: AsyncServiceBrowser | None = None
@@ -163,9 +163,9 @@ class MdnsSource:
             try:
                 await zeroconf.async_wait_for_start(timeout=START_TIMEOUT_S)
             except ZeroconfError as exc:
-                raise SourceUnavailable(f"mDNS did not start on {address}: {exc}") from exc
+                raise SourceUnavailableError(f"mDNS did not start on {address}: {exc}") from exc
             if not zeroconf.engine.senders:
-                raise SourceUnavailable(f"cannot join the mDNS multicast group on {address}")
+                raise SourceUnavailableError(f"cannot join the mDNS multicast group on {address}")
             zeroconf.async_add_listener(services, None)
             browser = AsyncServiceBrowser(
                 zeroconf,
@@ -250,17 +250,17 @@ async def _request(zeroconf: Zeroconf, service_type: str, name: str, services: _
 
 
 def _local_ipv4(address: str) -> str:
-    """`address` as an IPv4 address of this host (namespace), or SourceUnavailable. Checked
+    """`address` as an IPv4 address of this host (namespace), or SourceUnavailableError. Checked
     before zeroconf sees it: zeroconf leaks its listening socket when it cannot bind."""
     try:
         ip = str(ipaddress.IPv4Address(address))
     except ValueError as exc:
-        raise SourceUnavailable(f"mDNS needs an IPv4 address, not {address!r}") from exc
+        raise SourceUnavailableError(f"mDNS needs an IPv4 address, not {address!r}") from exc
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         try:
             probe.bind((ip, 0))
         except OSError as exc:
-            raise SourceUnavailable(
+            raise SourceUnavailableError(
                 f"address {ip} is not configured here (is the onboarding network up?): "
                 f"{exc.strerror or exc}"
             ) from exc

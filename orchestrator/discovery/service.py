@@ -17,8 +17,8 @@ from orchestrator.domain.candidate import Failure
 from orchestrator.domain.discovery import Action, Clue, DiscoveryTable, Left, Probe
 from orchestrator.domain.errors import OrchestratorError
 from orchestrator.domain.mac import Mac, parse_mac
-from orchestrator.ports.devices import DeviceClient, DeviceSighting, DeviceUnreachable
-from orchestrator.ports.discovery import ClueSource, SourceUnavailable
+from orchestrator.ports.devices import DeviceClient, DeviceSighting, DeviceUnreachableError
+from orchestrator.ports.discovery import ClueSource, SourceUnavailableError
 from orchestrator.protocol.messages import DeviceInfo
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class Discovery:
                 async for clue in source.clues():
                     restarts = 0
                     inbox.put_nowait(clue)
-            except SourceUnavailable as error:
+            except SourceUnavailableError as error:
                 log.warning("discovery source %s unavailable, going on without it: %s",
                             source.kind, error)  # fmt: skip
                 return
@@ -141,7 +141,7 @@ class Discovery:
         async with self._gate:
             try:
                 info = await self._client.info(probe.ip)
-            except DeviceUnreachable as error:
+            except DeviceUnreachableError as error:
                 inbox.put_nowait(_Silent(probe, str(error)))
                 return
             except Exception as error:  # a bug must not end discovery of every other device

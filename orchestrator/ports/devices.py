@@ -64,7 +64,7 @@ class Engine(Protocol):
         ...
 
 
-class DeviceUnreachable(Exception):
+class DeviceUnreachableError(Exception):
     """A device did not answer on the onboarding network (or answered nonsense)."""
 
 
@@ -72,11 +72,11 @@ class DeviceClient(Protocol):
     """Requests to one device's API on the onboarding network (the device protocol)."""
 
     async def info(self, ip: str) -> DeviceInfo:
-        """GET /v1/info; DeviceUnreachable when it does not answer."""
+        """GET /v1/info; DeviceUnreachableError when it does not answer."""
         ...
 
     async def show_pairing(self, ip: str, display: PairingDisplay) -> None:
-        """POST /v1/pairing; DeviceUnreachable when it does not answer."""
+        """POST /v1/pairing; DeviceUnreachableError when it does not answer."""
         ...
 
 

@@ -9,7 +9,7 @@ from typing import Protocol
 from orchestrator.domain.discovery import Clue, SourceKind
 
 
-class SourceUnavailable(Exception):
+class SourceUnavailableError(Exception):
     """A source cannot run here (no hostapd, no multicast, no CAP_NET_RAW, no lease file).
     Discovery goes on without it; the message says what is missing."""
 
@@ -23,5 +23,5 @@ class ClueSource(Protocol):
         ...
 
     def clues(self) -> AsyncIterator[Clue]:
-        """Clues until the caller stops iterating; SourceUnavailable when it cannot start."""
+        """Clues until the caller stops iterating; SourceUnavailableError when it cannot start."""
         ...

@@ -13,7 +13,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from orchestrator.ports.devices import DeviceUnreachable
+from orchestrator.ports.devices import DeviceUnreachableError
 from orchestrator.protocol.messages import (
     INFO_PATH,
     MAX_REQUEST_BYTES,
@@ -65,15 +65,15 @@ class DeviceHttpClient:
         try:
             response = await self._client.request(method, url, content=body, headers=headers)
         except httpx.HTTPError as error:
-            raise DeviceUnreachable(f"{method} {path} to {ip}: {_describe(error)}") from error
+            raise DeviceUnreachableError(f"{method} {path} to {ip}: {_describe(error)}") from error
         if response.is_error:
-            raise DeviceUnreachable(
+            raise DeviceUnreachableError(
                 f"{method} {path} to {ip} answered {response.status_code}: {response.text[:200]}"
             )
         try:
             return msgspec.json.decode(response.content, type=answer)
         except msgspec.ValidationError as error:
-            raise DeviceUnreachable(f"{method} {path} to {ip}: bad answer: {error}") from error
+            raise DeviceUnreachableError(f"{method} {path} to {ip}: bad answer: {error}") from error
 
 
 def _describe(error: httpx.HTTPError) -> str:

@@ -13,10 +13,11 @@ import httpx
 import pytest
 from httpx import Response
 
+from orchestrator.edges import Edges
 from orchestrator.network.standby import StandbyNetwork
 from orchestrator.ports.devices import OnboardingNetwork
 from orchestrator.security.stepup import SecuritySettings
-from orchestrator.service import Appliance, Edges, run_appliance
+from orchestrator.service import Appliance, run_appliance
 from orchestrator.settings import BatchSettings, Settings, StorageSettings
 from tests.fakes import FakeClock, QueueDeviceSource, RecordingEngine
 

@@ -25,11 +25,12 @@ from orchestrator.batch.allowlist import AllowlistDraft
 from orchestrator.domain.mac import parse_mac
 from orchestrator.domain.session import ClosedReason, Session, SessionConfig, SessionState
 from orchestrator.domain.totp import GatedOperation
+from orchestrator.edges import Edges
 from orchestrator.network.standby import StandbyNetwork
 from orchestrator.ports.storage import AuditQuery
 from orchestrator.security.stepup import AUDIT_GATE, AUDIT_STEP_UP, SecuritySettings
 from orchestrator.security.totp import code_at, time_step
-from orchestrator.service import Appliance, Edges, run_appliance
+from orchestrator.service import Appliance, run_appliance
 from orchestrator.settings import Settings, StorageSettings
 from tests.api.test_transport import assert_error
 from tests.fakes import FakeClock, QueueDeviceSource, RecordingEngine

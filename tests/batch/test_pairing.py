@@ -37,7 +37,7 @@ from orchestrator.domain.pairing import (
     PAIRING_TTL,
     PairingSession,
 )
-from orchestrator.ports.devices import DeviceUnreachable
+from orchestrator.ports.devices import DeviceUnreachableError
 from orchestrator.ports.storage import AuditQuery, StorageError
 from orchestrator.protocol.messages import MAX_REQUEST_BYTES, DeviceInfo, PairingDisplay
 from orchestrator.settings import load_settings
@@ -63,11 +63,11 @@ class Devices:
         self.silent: set[str] = set()
 
     async def info(self, ip: str) -> DeviceInfo:
-        raise DeviceUnreachable(f"{ip}: not used by pairing")
+        raise DeviceUnreachableError(f"{ip}: not used by pairing")
 
     async def show_pairing(self, ip: str, display: PairingDisplay) -> None:
         if ip in self.unreachable:
-            raise DeviceUnreachable(f"{ip}: connection refused")
+            raise DeviceUnreachableError(f"{ip}: connection refused")
         if ip in self.silent:
             await asyncio.Event().wait()
         self.shown.append((ip, display))
@@ -241,7 +241,7 @@ async def test_without_a_transport_offers_still_open_sessions() -> None:
     )
     await service.offer(MAC, IP)
     assert (await rig.live()).device_ip == IP
-    with pytest.raises(DeviceUnreachable):
+    with pytest.raises(DeviceUnreachableError):
         await NoDeviceClient().info(IP)
 
 

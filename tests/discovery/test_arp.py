@@ -16,7 +16,7 @@ import pytest
 from orchestrator.discovery.arp import ArpPresence, ArpSource, address_range, arp_sweep
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.mac import Mac, parse_mac
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.discovery import SourceUnavailableError
 
 A = parse_mac("02:00:00:00:00:0a")
 B = parse_mac("02:00:00:00:00:0b")
@@ -79,7 +79,7 @@ class ScriptedSweep:
     ) -> dict[Mac, str]:
         self.calls.append((interface, addresses, timeout_s))
         if not self._answers:
-            raise SourceUnavailable("script over")
+            raise SourceUnavailableError("script over")
         return self._answers.pop(0)
 
 
@@ -95,7 +95,7 @@ async def test_the_source_sweeps_the_given_addresses_again_and_again() -> None:
         async for clue in source.clues():
             clues.append(clue)  # noqa: PERF401 - the loop ends by raising
 
-    with pytest.raises(SourceUnavailable, match="script over"):
+    with pytest.raises(SourceUnavailableError, match="script over"):
         await collect()
     assert clues == [
         arp(A, "10.42.1.8"),
@@ -116,7 +116,7 @@ def test_bad_settings_are_refused() -> None:
 
 
 def test_sweeping_a_missing_interface_is_unavailable() -> None:
-    with pytest.raises(SourceUnavailable, match="no interface 'nosuch0'"):
+    with pytest.raises(SourceUnavailableError, match="no interface 'nosuch0'"):
         arp_sweep("nosuch0", ["10.42.1.8"], 0.1)
 
 
@@ -127,11 +127,11 @@ def test_without_cap_net_raw_the_sweep_is_unavailable_and_scapy_stays_quiet() ->
     code = (
         "import sys\n"
         "from orchestrator.discovery.arp import arp_sweep\n"
-        "from orchestrator.ports.discovery import SourceUnavailable\n"
+        "from orchestrator.ports.discovery import SourceUnavailableError\n"
         "print('scapy imported early:', any(m.startswith('scapy') for m in sys.modules))\n"
         "try:\n"
         "    arp_sweep('lo', ['127.0.0.1'], 0.1)\n"
-        "except SourceUnavailable as exc:\n"
+        "except SourceUnavailableError as exc:\n"
         "    print(exc)\n"
     )
     done = subprocess.run(  # noqa: S603

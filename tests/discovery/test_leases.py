@@ -24,7 +24,7 @@ from orchestrator.discovery.leases import (
 )
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.mac import parse_mac
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.discovery import SourceUnavailableError
 from tests.discovery.netns import running
 
 A = parse_mac("02:00:00:00:00:0a")
@@ -279,7 +279,7 @@ async def test_a_lease_file_not_written_yet_is_waited_for(tmp_path: Path) -> Non
 
 async def test_a_missing_directory_makes_the_source_unavailable(tmp_path: Path) -> None:
     source = LeaseSource(tmp_path / "dnsmasq.leases", events_file=tmp_path / "nowhere" / "ev")
-    with pytest.raises(SourceUnavailable, match=r"no directory .*nowhere.*events file"):
+    with pytest.raises(SourceUnavailableError, match=r"no directory .*nowhere.*events file"):
         async for _ in source.clues():
             pass
 
@@ -290,13 +290,13 @@ def test_an_unreadable_lease_file_makes_the_source_unavailable(tmp_path: Path) -
     code = (
         "import asyncio; from pathlib import Path\n"
         "from orchestrator.discovery.leases import LeaseSource\n"
-        "from orchestrator.ports.discovery import SourceUnavailable\n"
+        "from orchestrator.ports.discovery import SourceUnavailableError\n"
         "async def main():\n"
         f"    async for _ in LeaseSource(Path({str(tmp_path / 'dnsmasq.leases')!r})).clues():\n"
         "        pass\n"
         "try:\n"
         "    asyncio.run(main())\n"
-        "except SourceUnavailable as exc:\n"
+        "except SourceUnavailableError as exc:\n"
         "    print(exc)\n"
     )
     done = subprocess.run(  # noqa: S603

@@ -26,7 +26,7 @@ from orchestrator.device.mdns import DeviceAdvertiser
 from orchestrator.discovery.mdns import MdnsSource
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.mac import parse_mac
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.discovery import SourceUnavailableError
 from orchestrator.protocol.advert import txt_record
 from orchestrator.protocol.messages import DeviceState
 from orchestrator.sim.setns import run_in_namespace, run_loop_in_namespace
@@ -183,13 +183,13 @@ async def test_a_service_reported_without_its_records_is_asked_for(service_type:
 
 
 async def test_an_interface_name_is_refused() -> None:
-    with pytest.raises(SourceUnavailable, match="needs an IPv4 address"):
+    with pytest.raises(SourceUnavailableError, match="needs an IPv4 address"):
         async for _ in MdnsSource("lo").clues():
             pass
 
 
 async def test_an_address_this_host_lacks_makes_the_source_unavailable() -> None:
-    with pytest.raises(SourceUnavailable, match=r"198\.51\.100\.7 is not configured here"):
+    with pytest.raises(SourceUnavailableError, match=r"198\.51\.100\.7 is not configured here"):
         async for _ in MdnsSource("198.51.100.7").clues():
             pass
 
@@ -209,5 +209,5 @@ async def test_without_multicast_the_source_is_unavailable(netns_bed: TestBed) -
         async for _ in MdnsSource(str(netns_bed.onboarding_gateway)).clues():
             pass
 
-    with pytest.raises(SourceUnavailable, match="cannot join the mDNS multicast group"):
+    with pytest.raises(SourceUnavailableError, match="cannot join the mDNS multicast group"):
         await run_loop_in_namespace(pi, main)

@@ -16,8 +16,8 @@ import pytest
 from orchestrator.discovery.service import Discovery
 from orchestrator.domain.discovery import Clue, SourceKind
 from orchestrator.domain.mac import parse_mac
-from orchestrator.ports.devices import DeviceSighting, DeviceUnreachable
-from orchestrator.ports.discovery import SourceUnavailable
+from orchestrator.ports.devices import DeviceSighting, DeviceUnreachableError
+from orchestrator.ports.discovery import SourceUnavailableError
 from orchestrator.protocol.messages import DeviceInfo, DeviceState, LastFailure, PairingDisplay
 
 A = parse_mac("02:00:00:00:00:0a")
@@ -52,7 +52,7 @@ class BrokenSource:
         nothing: tuple[Clue, ...] = ()
         for clue in nothing:  # never runs; makes this an async generator
             yield clue
-        raise SourceUnavailable("no CAP_NET_RAW")
+        raise SourceUnavailableError("no CAP_NET_RAW")
 
 
 class FakeDevices:
@@ -66,7 +66,7 @@ class FakeDevices:
     async def info(self, ip: str) -> DeviceInfo:
         self.asked.append(ip)
         if ip in self.silent or ip not in self.infos:
-            raise DeviceUnreachable(f"{ip} did not answer")
+            raise DeviceUnreachableError(f"{ip} did not answer")
         return self.infos[ip]
 
     async def show_pairing(self, ip: str, display: PairingDisplay) -> None:

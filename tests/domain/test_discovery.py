@@ -88,7 +88,8 @@ clues = st.builds(
     present=st.booleans(),
     state=st.none() | st.sampled_from(["unprovisioned", "pairing", "failed"]),
 )
-steps = st.lists(st.tuples(st.sampled_from(["clue", "answer", "silence", "retry"]), clues), max_size=40)
+kinds = st.sampled_from(["clue", "answer", "silence", "retry"])
+steps = st.lists(st.tuples(kinds, clues), max_size=40)
 
 
 @settings(max_examples=300)
