@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import msgspec
 
 from orchestrator.batch.pairing import NoDeviceClient
 from orchestrator.batch.unavailable import NoEngine
-from orchestrator.discovery.arp import ArpSource
+from orchestrator.discovery.arp import ArpSource, address_range
 from orchestrator.discovery.leases import LeaseSource
 from orchestrator.discovery.mdns import MdnsSource
 from orchestrator.discovery.service import Discovery
@@ -78,14 +78,23 @@ def sources_of(settings: Settings, network: OnboardingNetwork) -> list[ClueSourc
             )
         )
     if SourceKind.ARP in chosen.sources:
-        sources.append(
-            ArpSource(
-                settings.network.interface,
-                IPv4Network(chosen.arp_sweep, strict=False).hosts(),
-                interval_s=chosen.arp_interval_s,
+        try:
+            addresses = sweep_addresses(chosen.arp_sweep)
+        except ValueError as error:
+            log.error("discovery: no ARP sweep, [discovery] arp_sweep is wrong: %s", error)
+        else:
+            sources.append(
+                ArpSource(settings.network.interface, addresses, interval_s=chosen.arp_interval_s)
             )
-        )
     return sources
+
+
+def sweep_addresses(text: str) -> list[IPv4Address]:
+    """`192.168.4.0/24` (its hosts) or `192.168.4.10-192.168.4.250` (inclusive)."""
+    first, dash, last = text.partition("-")
+    if dash:
+        return address_range(IPv4Address(first.strip()), IPv4Address(last.strip()))
+    return list(IPv4Network(text, strict=False).hosts())
 
 
 @contextlib.asynccontextmanager

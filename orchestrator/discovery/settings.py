@@ -46,8 +46,9 @@ class DiscoverySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     mdns_service_type: str = SERVICE_TYPE
     mdns_requery_s: Interval = 10.0
     """zeroconf stops querying by itself after about 14 s; discovery asks again this often."""
-    arp_sweep: str = "192.168.4.0/24"
-    """The addresses an ARP sweep asks (keep it to the DHCP pool: a /16 takes too long)."""
+    arp_sweep: Annotated[str, msgspec.Meta(pattern=r"^[0-9./ -]+$")] = "192.168.4.0/24"
+    """The addresses an ARP sweep asks: a network (`192.168.4.0/24`) or an inclusive range
+    (`192.168.4.10-192.168.4.250`). Keep it to the DHCP pool: a /16 takes too long."""
     arp_interval_s: Interval = 5.0
     probe_concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 16
     probe_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
