@@ -81,7 +81,7 @@ def sources_of(settings: Settings, network: OnboardingNetwork) -> list[ClueSourc
         try:
             addresses = sweep_addresses(chosen.arp_sweep)
         except ValueError as error:
-            log.error("discovery: no ARP sweep, [discovery] arp_sweep is wrong: %s", error)
+            log.warning("discovery: no ARP sweep, [discovery] arp_sweep is wrong: %s", error)
         else:
             sources.append(
                 ArpSource(settings.network.interface, addresses, interval_s=chosen.arp_interval_s)
