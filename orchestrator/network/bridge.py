@@ -172,6 +172,8 @@ class BridgeNetwork:
         self._table = StationTable(bridge)
         self._active = False
         self._task: asyncio.Task[None] | None = None
+        self._monitor: asyncio.subprocess.Process | None = None
+        """The running monitor: stopped by down() even if its task never got to run."""
         self._feed = ChangeFeed()
         self._lifecycle = asyncio.Lock()
 
@@ -203,6 +205,7 @@ class BridgeNetwork:
                     await self._link("down")
                 raise
             self._active = True
+            self._monitor = monitor
             self._task = asyncio.create_task(self._follow(monitor), name=f"fdb-{self._bridge}")
             self._feed.changed()
             log.info(
@@ -301,7 +304,7 @@ class BridgeNetwork:
             while True:
                 await asyncio.sleep(self._restart_s)
                 try:
-                    monitor = await self._start_monitor()
+                    monitor = self._monitor = await self._start_monitor()
                     break
                 except OrchestratorError as exc:
                     log.warning("cannot follow bridge %s: %s", self._bridge, exc.details or exc)
@@ -318,6 +321,10 @@ class BridgeNetwork:
         if task is not None:
             task.cancel()
             await asyncio.wait([task])  # our own cancellation, should it come, still propagates
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            # A task cancelled before its first step never runs its `finally`.
+            await _stop(monitor)
 
     async def _link(self, state: str) -> None:
         await self._run("ip", "link", "set", "dev", self._bridge, state)

@@ -27,7 +27,7 @@ from orchestrator.sim.process import run_command
 from orchestrator.sim.setns import run_loop_in_namespace
 from orchestrator.sim.testbed import TestBed
 from tests.discovery.netns import RemoteNetwork, macs, network_in_namespace
-from tests.sim.conftest import make_bed, netns_bed
+from tests.sim.conftest import BedFactory, make_bed, netns_bed
 
 __all__ = ["make_bed", "netns_bed"]  # fixtures, imported for their use here
 
@@ -183,3 +183,15 @@ async def test_a_missing_bridge_fails_to_come_up_and_leaves_nothing(netns_bed: T
     details = await run_loop_in_namespace(netns_bed.pi_namespace, main)
     assert "br-nosuch" in details
     assert monitors(netns_bed) == []
+
+
+@pytest.mark.netns
+async def test_down_right_after_up_leaves_no_monitor_behind(make_bed: BedFactory) -> None:
+    async def cycle() -> None:
+        network = BridgeNetwork(ONBOARDING_BRIDGE)
+        await network.up()
+        await network.down()  # before the monitor's task ever ran
+
+    async with make_bed(devices=1) as bed:
+        await run_loop_in_namespace(bed.pi_namespace, cycle)
+        assert [p for p in bed.leftovers() if "bridge monitor" in p] == []
