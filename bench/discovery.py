@@ -42,7 +42,6 @@ from orchestrator.domain.mac import parse_mac
 from orchestrator.network.bridge import BridgeNetwork
 from orchestrator.ports.devices import DeviceSighting
 from orchestrator.ports.discovery import ClueSource
-from orchestrator.sim.dnsmasq import pool_size
 from orchestrator.sim.fleet import FleetSpec, unique_service_type
 from orchestrator.sim.kernel import read_drop_counters
 from orchestrator.sim.netns import ONBOARDING_BRIDGE
@@ -82,13 +81,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def _pool(fleet: NetnsFleet) -> list[IPv4Address]:
-    layout = fleet.bed.layout
-    size = pool_size(
-        [layout.mac(i) for i in range(layout.devices)],
-        minimum=2 * layout.devices + 16,
-        limit=layout.dhcp_pool_limit,
-    )
-    return address_range(layout.dhcp_pool_start, layout.dhcp_pool_start + size - 1)
+    return address_range(*fleet.bed.dhcp_pool)
 
 
 def _sources(

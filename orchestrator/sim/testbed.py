@@ -89,8 +89,11 @@ class TestBed:
         dhcp_client_script: Path,
         devices: Sequence[DeviceHost],
         kernel_limits: dict[str, int],
+        dhcp_pool: tuple[IPv4Address, IPv4Address],
     ) -> None:
         self.layout = layout
+        self.dhcp_pool = dhcp_pool
+        """The first and last address dnsmasq hands out (what an ARP sweep should cover)."""
         self.broker = broker
         self.dhcp = dhcp
         self.kernel_limits = kernel_limits
@@ -155,6 +158,7 @@ class TestBed:
                 dhcp_client_script=script,
                 devices=hosts,
                 kernel_limits=limits,
+                dhcp_pool=config.pool,
             )
 
     @property

@@ -24,7 +24,6 @@ from orchestrator.discovery.mdns import MdnsSource
 from orchestrator.domain.mac import Mac, parse_mac
 from orchestrator.network.bridge import BridgeNetwork
 from orchestrator.sim.blocking import block_mdns
-from orchestrator.sim.dnsmasq import pool_size
 from orchestrator.sim.fleet import FleetSpec, unique_service_type
 from orchestrator.sim.netns import ONBOARDING_BRIDGE
 from orchestrator.sim.netns_fleet import NetnsFleet
@@ -72,14 +71,8 @@ def everyone(seen: Collected, fleet: NetnsFleet) -> bool:
 
 
 def dhcp_pool(fleet: NetnsFleet) -> list[IPv4Address]:
-    """The bed's dnsmasq pool, as TestBed.build sizes it."""
-    layout = fleet.bed.layout
-    size = pool_size(
-        [layout.mac(i) for i in range(layout.devices)],
-        minimum=2 * layout.devices + 16,
-        limit=layout.dhcp_pool_limit,
-    )
-    return address_range(layout.dhcp_pool_start, layout.dhcp_pool_start + size - 1)
+    """Every address of the bed's dnsmasq pool."""
+    return address_range(*fleet.bed.dhcp_pool)
 
 
 def mdns(fleet: NetnsFleet, **options: float) -> Callable[[], MdnsSource]:
