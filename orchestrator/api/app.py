@@ -20,6 +20,7 @@ from orchestrator.api.routes import (
     console_session,
     events,
     health,
+    metrics,
     pairing,
     sessions,
 )
@@ -71,6 +72,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
     return Litestar(
         route_handlers=[
             health.health,
+            metrics.metrics,
             provisioning,
             Router("/api/v1/auth", route_handlers=[*console_session.HANDLERS, *auth.HANDLERS]),
         ],

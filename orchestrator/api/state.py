@@ -13,6 +13,7 @@ from orchestrator.batch.pairing import PairingService
 from orchestrator.batch.service import BatchService
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.stepup import StepUp
+from orchestrator.telemetry.metrics import Metrics
 
 _STATE_KEY = "services"
 
@@ -28,6 +29,7 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     step_up: StepUp
     database_health: Callable[[], Awaitable[str]]
     version: str
+    metrics: Metrics | None = None
 
 
 def services_of(app: Litestar) -> Services:

@@ -147,15 +147,31 @@ class DeviceWork:
     async def record(
         self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
     ) -> None:
-        """ProgressSink: the engine reports a step of one device."""
+        """ProgressSink: the engine reports a step of one device. A verified device marks
+        its allowlist entry used. A report the candidate can no longer take (the operator
+        skipped it, the device reported its own failure first) is logged and dropped."""
         async with self._registry.lock:
             driven = self._registry.driven.get(session_id)
             if driven is None or mac not in driven.candidates:
                 log.warning("engine reported %s for %s outside a driven session", event, mac)
                 return
-            await self._registry.move(
-                driven, driven.candidates[mac], event, f"device.{event}", failure
-            )
+            try:
+                await self._registry.move(
+                    driven, driven.candidates[mac], event, f"device.{event}", failure
+                )
+            except OrchestratorError as error:
+                if error.code is not ErrorCode.DEVICE_INVALID_STATE:
+                    raise
+                log.info("engine report %s for %s dropped: %s", event, mac, error.message)
+                return
+            if event is CandidateEvent.VERIFIED:
+                await self._mark_used(mac)
+
+    async def _mark_used(self, mac: Mac) -> None:
+        allowlist = self._registry.store.allowlist
+        entry = await allowlist.get(mac)
+        if entry is not None and entry.used_at is None:
+            await allowlist.put(msgspec.structs.replace(entry, used_at=self._registry.clock()))
 
     async def observe(self, session_id: str, sighting: DeviceSighting) -> None:
         """Discovery saw a device: a new MAC becomes a `discovered` candidate, a known one is
@@ -169,10 +185,14 @@ class DeviceWork:
                 return
             in_allowlist = await self._registry.store.allowlist.get(sighting.mac) is not None
             known = driven.candidates.get(sighting.mac)
+            failed = False
             if known is None:
                 await self._discovered(driven, sighting, in_allowlist=in_allowlist)
             else:
-                await self._refreshed(driven, known, sighting)
+                failed = await self._refreshed(driven, known, sighting)
+        if failed:
+            # The device is back with its reason: the engine stops waiting for its proof.
+            await self._engine.cancel(session_id, sighting.mac)
         if sighting.state == DeviceState.PAIRING and not in_allowlist and self._pairing:
             await self._pairing.offer(sighting.mac, sighting.ip)
 
@@ -206,7 +226,8 @@ class DeviceWork:
         )
         await self._registry.publish_session(driven)
 
-    async def _refreshed(self, driven: Driven, known: Candidate, sighting: DeviceSighting) -> None:
+    async def _refreshed(self, driven: Driven, known: Candidate, sighting: DeviceSighting) -> bool:
+        """Refresh a known candidate; True when the device's report failed its attempt."""
         seen = (sighting.ip, sighting.rssi, sighting.firmware_version)
         if seen != (known.ip, known.rssi, known.firmware_version):
             known = msgspec.structs.replace(
@@ -220,13 +241,15 @@ class DeviceWork:
             await self._registry.store.candidates.save(known)
         failure = sighting.failure
         if failure is None or sighting.state != DeviceState.FAILED:
-            return
+            return False
         match rules.reported_failure(known, failure):
             case rules.ReportedFailure.FAIL:
                 await self._registry.move(
                     driven, known, CandidateEvent.FAIL, "device.failure_reported", failure
                 )
+                return True
             case rules.ReportedFailure.AMEND:
                 await self._registry.amend_failure(driven, known, failure)
             case rules.ReportedFailure.IGNORE:
                 pass
+        return False

@@ -49,7 +49,13 @@ from orchestrator.domain.session import (
     is_expired,
     is_recoverable,
 )
-from orchestrator.ports.devices import DeviceSighting, DeviceSource, Engine, OnboardingNetwork
+from orchestrator.ports.devices import (
+    DeviceSighting,
+    DeviceSource,
+    Engine,
+    OnboardingNetwork,
+    WorkOrder,
+)
 from orchestrator.ports.events import EventPublisher
 from orchestrator.ports.secrets import Sealer
 from orchestrator.ports.storage import Store
@@ -57,6 +63,9 @@ from orchestrator.ports.storage import Store
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_WORKING = frozenset({SessionState.DISCOVERING, SessionState.ACTIVE})
+"""Session states in which the engine may start work on a device."""
 
 
 class BatchRules(msgspec.Struct, frozen=True, kw_only=True):
@@ -234,11 +243,9 @@ class BatchService:
         async with self._registry.lock:
             driven = self._registry.driven.get(session_id)
             if driven is not None:
-                waiting = [
-                    c.mac
-                    for c in driven.candidates.values()
-                    if c.state is CandidateState.PROVISIONING
-                ]
+                # Everything in flight: work that was queued when the pause came, and work of
+                # a session adopted while paused (the engine ignores what is already running).
+                waiting = [c.mac for c in driven.candidates.values() if rules.is_in_flight(c)]
                 if waiting:
                     await self._engine.submit(session_id, waiting)
         return view
@@ -327,6 +334,39 @@ class BatchService:
     ) -> None:
         """ProgressSink: the engine reports a step of one device."""
         await self._work.record(session_id, mac, event, failure)
+
+    async def order(self, session_id: str, mac: Mac) -> WorkOrder | None:
+        """ProgressSink: what the engine needs for one in-flight device, or None while the
+        session is paused, closing or not driven by this run."""
+        async with self._registry.lock:
+            driven = self._registry.driven.get(session_id)
+            if driven is None or driven.session.state not in _WORKING:
+                return None
+            candidate = driven.candidates.get(mac)
+            if candidate is None or not rules.is_in_flight(candidate):
+                return None
+            sealed = await self._store.sessions.sealed_password(session_id)
+            if sealed is None:
+                return None
+            entry = await self._store.allowlist.get(mac)
+            return WorkOrder(
+                session_id=session_id,
+                mac=mac,
+                ip=candidate.ip,
+                state=candidate.state,
+                target_ssid=driven.session.target_ssid,
+                target_password=self._sealer.open(sealed, context=session_id),
+                config=driven.session.config,
+                container_id=entry.container_id if entry else None,
+            )
+
+    def devices_by_state(self) -> dict[str, int]:
+        """Candidates of the driven sessions per state (every state, zeros included)."""
+        counts = dict.fromkeys((state.value for state in CandidateState), 0)
+        for driven in self._registry.driven.values():
+            for candidate in driven.candidates.values():
+                counts[candidate.state.value] += 1
+        return counts
 
     async def observe(self, session_id: str, sighting: DeviceSighting) -> None:
         """SessionHooks: discovery saw a device."""

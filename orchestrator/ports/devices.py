@@ -7,10 +7,18 @@ from typing import Protocol
 
 import msgspec
 
-from orchestrator.domain.candidate import CandidateEvent, Failure
+from orchestrator.domain.candidate import CandidateEvent, CandidateState, Failure
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.network import NetworkStatus, Station
-from orchestrator.protocol.messages import DeviceInfo, PairingDisplay
+from orchestrator.domain.session import SessionConfig
+from orchestrator.protocol.messages import (
+    CloudProvisioning,
+    Credentials,
+    DeliveryReceipt,
+    DeviceInfo,
+    PairingDisplay,
+    SecurityScheme,
+)
 
 
 class DeviceSighting(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,8 +46,32 @@ class DeviceSource(Protocol):
         ...
 
 
+class WorkOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the engine needs to work on one in-flight device of a driven session.
+    Holds the target Wi-Fi password: never log it (its repr leaves it out)."""
+
+    session_id: str
+    mac: Mac
+    ip: str
+    state: CandidateState
+    target_ssid: str
+    target_password: str
+    config: SessionConfig
+    container_id: str | None = None
+    cloud: CloudProvisioning | None = None
+
+    def __repr__(self) -> str:
+        return f"WorkOrder(session_id={self.session_id!r}, mac={self.mac!r}, state={self.state})"
+
+
 class ProgressSink(Protocol):
-    """What the engine reports back: one candidate event at a time."""
+    """The engine's host: work orders out, candidate events back."""
+
+    async def order(self, session_id: str, mac: Mac) -> WorkOrder | None:
+        """The work order of an in-flight device, or None when it must not be worked on now
+        (the session is paused, closing or not driven by this run; the device is no longer
+        in flight)."""
+        ...
 
     async def record(
         self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
@@ -68,6 +100,20 @@ class DeviceUnreachableError(Exception):
     """A device did not answer on the onboarding network (or answered nonsense)."""
 
 
+class DeviceTimeoutError(DeviceUnreachableError):
+    """The request went out but no answer came in time: it may have taken effect."""
+
+
+class DeviceRejectedError(DeviceUnreachableError):
+    """The device answered with an error (`code` is its DeviceErrorCode value, or the HTTP
+    status when the answer was not the protocol's error shape)."""
+
+    def __init__(self, message: str, *, code: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
 class DeviceClient(Protocol):
     """Requests to one device's API on the onboarding network (the device protocol)."""
 
@@ -77,6 +123,18 @@ class DeviceClient(Protocol):
 
     async def show_pairing(self, ip: str, display: PairingDisplay) -> None:
         """POST /v1/pairing; DeviceUnreachableError when it does not answer."""
+        ...
+
+
+class DeviceTransport(DeviceClient, Protocol):
+    """A transport that can also deliver credentials (the provisioning engine's adapter)."""
+
+    async def deliver(
+        self, ip: str, credentials: Credentials, scheme: SecurityScheme
+    ) -> DeliveryReceipt:
+        """Hand the device its credentials over `scheme`. DeviceTimeoutError when the answer
+        did not come (it may have them), DeviceRejectedError when it refused, else
+        DeviceUnreachableError."""
         ...
 
 

@@ -11,6 +11,7 @@ import msgspec
 
 from orchestrator.domain.allowlist import AllowlistEntry
 from orchestrator.domain.apikey import ApiKeyRecord
+from orchestrator.domain.attempt import Attempt
 from orchestrator.domain.audit import AuditEntry
 from orchestrator.domain.candidate import Candidate
 from orchestrator.domain.events import Event
@@ -70,6 +71,22 @@ class CandidateRepository(Protocol):
 
     async def list_for(self, session_id: str) -> list[Candidate]:
         """A session's candidates in discovery order (then MAC)."""
+        ...
+
+
+class AttemptRepository(Protocol):
+    """Provisioning attempts (no secrets), newest per device first; deleted with their session."""
+
+    async def save(self, attempt: Attempt) -> None:
+        """Insert or replace one attempt (its candidate must exist)."""
+        ...
+
+    async def latest(self, session_id: str, mac: Mac) -> Attempt | None:
+        """The device's newest attempt in the session, or None."""
+        ...
+
+    async def latest_for_session(self, session_id: str) -> builtins.list[Attempt]:
+        """The newest attempt of every device of the session that has one, by MAC."""
         ...
 
 
@@ -230,6 +247,11 @@ class Store(Protocol):
     @property
     def candidates(self) -> CandidateRepository:
         """Candidates."""
+        ...
+
+    @property
+    def attempts(self) -> AttemptRepository:
+        """Provisioning attempts."""
         ...
 
     @property

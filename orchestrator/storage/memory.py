@@ -17,6 +17,7 @@ import msgspec
 
 from orchestrator.domain.allowlist import AllowlistEntry
 from orchestrator.domain.apikey import ApiKeyRecord
+from orchestrator.domain.attempt import Attempt
 from orchestrator.domain.audit import AuditEntry
 from orchestrator.domain.candidate import Candidate
 from orchestrator.domain.events import Event
@@ -52,12 +53,17 @@ def _by_creation(session: Session) -> tuple[datetime, str]:
 
 
 class MemorySessionRepository:
-    """SessionRepository in a dict; deleting a session deletes its candidates."""
+    """SessionRepository in a dict; deleting a session deletes its candidates and attempts."""
 
-    def __init__(self, candidates: dict[tuple[str, Mac], Candidate]) -> None:
+    def __init__(
+        self,
+        candidates: dict[tuple[str, Mac], Candidate],
+        attempts: dict[tuple[str, Mac, int], Attempt],
+    ) -> None:
         self._sessions: dict[str, Session] = {}
         self._passwords: dict[str, bytes] = {}
         self._candidates = candidates
+        self._attempts = attempts
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._sessions
@@ -108,6 +114,8 @@ class MemorySessionRepository:
             del self._passwords[session_id]
         for key in [key for key in self._candidates if key[0] in doomed]:
             del self._candidates[key]
+        for number_key in [key for key in self._attempts if key[0] in doomed]:
+            del self._attempts[number_key]
         return len(doomed)
 
 
@@ -139,6 +147,40 @@ class MemoryCandidateRepository:
         """A session's candidates in discovery order (then MAC)."""
         mine = [c for (owner, _), c in self._candidates.items() if owner == session_id]
         return sorted(mine, key=lambda c: (c.discovered_at, c.mac))
+
+
+class MemoryAttemptRepository:
+    """AttemptRepository in a dict keyed by (session id, MAC, number)."""
+
+    def __init__(
+        self,
+        attempts: dict[tuple[str, Mac, int], Attempt],
+        candidates: dict[tuple[str, Mac], Candidate],
+    ) -> None:
+        self._attempts = attempts
+        self._candidates = candidates
+
+    async def save(self, attempt: Attempt) -> None:
+        """Insert or replace one attempt (its candidate must exist)."""
+        if (attempt.session_id, attempt.mac) not in self._candidates:
+            raise StorageError(f"attempt of {attempt.mac}: no such candidate")
+        key = (attempt.session_id, attempt.mac, attempt.number)
+        if any(other.nonce == attempt.nonce and k != key for k, other in self._attempts.items()):
+            raise StorageError(f"attempt of {attempt.mac}: nonce already used")
+        self._attempts[key] = _normalised(attempt)
+
+    async def latest(self, session_id: str, mac: Mac) -> Attempt | None:
+        """The device's newest attempt in the session, or None."""
+        mine = [a for (s, m, _), a in self._attempts.items() if (s, m) == (session_id, mac)]
+        return max(mine, key=lambda a: a.number, default=None)
+
+    async def latest_for_session(self, session_id: str) -> builtins.list[Attempt]:
+        """The newest attempt of every device of the session that has one, by MAC."""
+        newest: dict[Mac, Attempt] = {}
+        for (owner, mac, _), attempt in self._attempts.items():
+            if owner == session_id and (mac not in newest or newest[mac].number < attempt.number):
+                newest[mac] = attempt
+        return [newest[mac] for mac in sorted(newest)]
 
 
 class MemoryAllowlistRepository:
@@ -374,8 +416,10 @@ class MemoryStore:
 
     def __init__(self) -> None:
         candidates: dict[tuple[str, Mac], Candidate] = {}
-        self.sessions: Final = MemorySessionRepository(candidates)
+        attempts: dict[tuple[str, Mac, int], Attempt] = {}
+        self.sessions: Final = MemorySessionRepository(candidates, attempts)
         self.candidates: Final = MemoryCandidateRepository(candidates, self.sessions)
+        self.attempts: Final = MemoryAttemptRepository(attempts, candidates)
         self.allowlist: Final = MemoryAllowlistRepository()
         self.provisioning: Final = MemoryProvisioningRepository()
         self.audit: Final = MemoryAuditLog()

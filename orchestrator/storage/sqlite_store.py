@@ -11,6 +11,7 @@ from typing import Final
 from orchestrator.ports.storage import StorageError
 from orchestrator.storage.allowlist import SqliteAllowlistRepository
 from orchestrator.storage.api_keys import SqliteApiKeyRepository
+from orchestrator.storage.attempts import SqliteAttemptRepository
 from orchestrator.storage.audit import SqliteAuditLog
 from orchestrator.storage.candidates import SqliteCandidateRepository
 from orchestrator.storage.database import Database, open_database
@@ -29,6 +30,7 @@ class SqliteStore:
         self._database = database
         self.sessions: Final = SqliteSessionRepository(database)
         self.candidates: Final = SqliteCandidateRepository(database)
+        self.attempts: Final = SqliteAttemptRepository(database)
         self.allowlist: Final = SqliteAllowlistRepository(database)
         self.provisioning: Final = SqliteProvisioningRepository(database)
         self.audit: Final = SqliteAuditLog(database)

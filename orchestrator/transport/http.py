@@ -13,14 +13,23 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from orchestrator.ports.devices import DeviceUnreachableError
+from orchestrator.ports.devices import (
+    DeviceRejectedError,
+    DeviceTimeoutError,
+    DeviceUnreachableError,
+)
 from orchestrator.protocol.messages import (
+    CREDENTIALS_PATH,
     INFO_PATH,
     MAX_REQUEST_BYTES,
     PAIRING_PATH,
     Acknowledged,
+    Credentials,
+    DeliveryReceipt,
     DeviceInfo,
+    ErrorAnswer,
     PairingDisplay,
+    SecurityScheme,
 )
 
 DEVICE_API_PORT = 80
@@ -55,6 +64,19 @@ class DeviceHttpClient:
         """POST /v1/pairing."""
         await self._request("POST", ip, PAIRING_PATH, Acknowledged, msgspec.json.encode(display))
 
+    async def deliver(
+        self, ip: str, credentials: Credentials, scheme: SecurityScheme = SecurityScheme.PLAIN
+    ) -> DeliveryReceipt:
+        """POST /v1/credentials (the plain scheme: JSON over the WPA2 onboarding network)."""
+        if scheme is not SecurityScheme.PLAIN:
+            raise DeviceRejectedError(
+                f"this transport delivers over plain only, not {scheme}",
+                code="unsupported_scheme",
+                status=0,
+            )
+        body = msgspec.json.encode(credentials)
+        return await self._request("POST", ip, CREDENTIALS_PATH, DeliveryReceipt, body)
+
     async def _request(
         self, method: str, ip: str, path: str, answer: type[S], body: bytes | None = None
     ) -> S:
@@ -64,16 +86,35 @@ class DeviceHttpClient:
         headers = {"content-type": "application/json"} if body is not None else None
         try:
             response = await self._client.request(method, url, content=body, headers=headers)
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
+            # Sent (at least in part): the device may have acted on it.
+            raise DeviceTimeoutError(f"{method} {path} to {ip}: no answer in time") from error
         except httpx.HTTPError as error:
             raise DeviceUnreachableError(f"{method} {path} to {ip}: {_describe(error)}") from error
         if response.is_error:
-            raise DeviceUnreachableError(
-                f"{method} {path} to {ip} answered {response.status_code}: {response.text[:200]}"
-            )
+            raise _rejected(method, path, ip, response)
         try:
             return msgspec.json.decode(response.content, type=answer)
         except msgspec.ValidationError as error:
             raise DeviceUnreachableError(f"{method} {path} to {ip}: bad answer: {error}") from error
+
+
+def _rejected(method: str, path: str, ip: str, response: httpx.Response) -> DeviceRejectedError:
+    """The device's error answer; its own words when it used the protocol's error shape."""
+    try:
+        answer = msgspec.json.decode(response.content, type=ErrorAnswer)
+    except msgspec.DecodeError:
+        return DeviceRejectedError(
+            f"{method} {path} to {ip} answered {response.status_code}",
+            code=str(response.status_code),
+            status=response.status_code,
+        )
+    return DeviceRejectedError(
+        f"{method} {path} to {ip} answered {response.status_code} {answer.error.code}: "
+        f"{answer.error.message[:200]}",
+        code=answer.error.code,
+        status=response.status_code,
+    )
 
 
 def _describe(error: httpx.HTTPError) -> str:

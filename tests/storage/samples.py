@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from orchestrator.domain.allowlist import AllowlistEntry
 from orchestrator.domain.apikey import ApiKeyRecord
+from orchestrator.domain.attempt import Attempt, AttemptPhase
 from orchestrator.domain.audit import AuditEntry, Outcome
 from orchestrator.domain.candidate import Candidate, CandidateState, Failure
 from orchestrator.domain.events import DeviceDiscovered, Event, EventType
@@ -69,6 +70,30 @@ def make_candidate(
         discovered_at=discovered_at,
         updated_at=discovered_at,
         failure=failure,
+    )
+
+
+def make_attempt(
+    session_id: str = "sess_1",
+    n: int = 1,
+    *,
+    number: int = 1,
+    phase: AttemptPhase = AttemptPhase.PREPARED,
+) -> Attempt:
+    """Attempt `number` at device `mac(n)`."""
+    token = mac(n).replace(":", "").lower()
+    return Attempt(
+        session_id=session_id,
+        mac=mac(n),
+        number=number,
+        nonce=f"nonce-{session_id}-{token}-{number}",
+        phase=phase,
+        strategy="esp32-cam",
+        device_name=f"cam-{token}",
+        username=f"dev-{token}",
+        status_topic=f"delicasa/devices/{token}/status",
+        created_at=T0,
+        updated_at=T0,
     )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 import pytest
 
+from orchestrator.domain.attempt import AttemptPhase, advance_attempt
 from orchestrator.domain.audit import Outcome
 from orchestrator.domain.candidate import CandidateState, Failure
 from orchestrator.domain.errors import ErrorCode
@@ -18,6 +19,7 @@ from tests.storage.samples import (
     T0,
     at,
     mac,
+    make_attempt,
     make_audit,
     make_candidate,
     make_device,
@@ -131,6 +133,46 @@ async def test_delete_closed_before_cascades_to_candidates(store: Store) -> None
     assert await store.sessions.get("edge") is not None
     assert [c.mac for c in await store.candidates.list_for("open")] == [mac(3)]
     assert await store.sessions.delete_closed_before(at(20)) == 0
+
+
+# --- attempts ---------------------------------------------------------------------------------
+
+
+async def test_attempts_round_trip_and_the_latest_wins(store: Store) -> None:
+    await store.sessions.create(make_session(), SEALED)
+    await store.candidates.save_many([make_candidate(n=1), make_candidate(n=2)])
+    first = make_attempt(n=1, number=1)
+    await store.attempts.save(first)
+    delivering = advance_attempt(first, AttemptPhase.DELIVERING, at(1))
+    delivered = advance_attempt(delivering, AttemptPhase.DELIVERED, at(2))
+    await store.attempts.save(delivered)
+    assert await store.attempts.latest("sess_1", mac(1)) == delivered
+    second = make_attempt(n=1, number=2)
+    await store.attempts.save(second)
+    await store.attempts.save(make_attempt(n=2, number=1))
+    assert await store.attempts.latest("sess_1", mac(1)) == second
+    assert await store.attempts.latest("sess_1", mac(3)) is None
+    assert [a.number for a in await store.attempts.latest_for_session("sess_1")] == [2, 1]
+
+
+async def test_attempts_need_their_candidate_and_a_fresh_nonce(store: Store) -> None:
+    await store.sessions.create(make_session(), SEALED)
+    with pytest.raises(StorageError):
+        await store.attempts.save(make_attempt(n=1))
+    await store.candidates.save_many([make_candidate(n=1), make_candidate(n=2)])
+    await store.attempts.save(make_attempt(n=1))
+    reused = msgspec.structs.replace(make_attempt(n=2), nonce=make_attempt(n=1).nonce)
+    with pytest.raises(StorageError):
+        await store.attempts.save(reused)
+
+
+async def test_attempts_go_with_their_session(store: Store) -> None:
+    closed = SessionState.CLOSED
+    await store.sessions.create(make_session("old", state=closed, updated_at=at(10)), SEALED)
+    await store.candidates.save(make_candidate("old", 1))
+    await store.attempts.save(make_attempt("old", 1))
+    assert await store.sessions.delete_closed_before(at(20)) == 1
+    assert await store.attempts.latest("old", mac(1)) is None
 
 
 # --- candidates -------------------------------------------------------------------------------
