@@ -1,5 +1,6 @@
 """The appliance's outside world as configuration describes it: the onboarding network's
-backend, the device transport, the discovery sources, the provisioning engine.
+backend, the device transport, the discovery sources, and the target broker the provisioning
+engine uses.
 
 The composition root (`orchestrator.service`) enters `appliance_edges` once; everything built
 here is closed again when it exits (the network taken down, the connection pool closed).
@@ -16,7 +17,8 @@ from pathlib import Path
 import msgspec
 
 from orchestrator.batch.pairing import NoDeviceClient
-from orchestrator.batch.unavailable import NoEngine
+from orchestrator.broker.link import BrokerLink
+from orchestrator.broker.settings import device_broker_url
 from orchestrator.discovery.arp import ArpSource, address_range
 from orchestrator.discovery.leases import LeaseSource
 from orchestrator.discovery.mdns import MdnsSource
@@ -27,20 +29,40 @@ from orchestrator.domain.discovery import SourceKind
 from orchestrator.network.bridge import BridgeNetwork
 from orchestrator.network.hostapd import HostapdNetwork
 from orchestrator.network.standby import StandbyNetwork
-from orchestrator.ports.devices import DeviceClient, DeviceSource, Engine, OnboardingNetwork
+from orchestrator.ports.broker import DeviceAccounts, OnlineProofs
+from orchestrator.ports.devices import (
+    DeviceClient,
+    DeviceSource,
+    DeviceTransport,
+    Engine,
+    OnboardingNetwork,
+)
 from orchestrator.ports.discovery import ClueSource
+from orchestrator.provisioning.engine import BrokerPlan
 from orchestrator.settings import Settings
 from orchestrator.transport.http import DeviceHttpClient
 
 log = logging.getLogger(__name__)
 
 
+class Carriers(msgspec.Struct, frozen=True, kw_only=True):
+    """What the provisioning engine's requests travel over."""
+
+    transport: DeviceTransport
+    accounts: DeviceAccounts
+    proofs: OnlineProofs
+    broker: BrokerPlan
+
+
 class Edges(msgspec.Struct, frozen=True, kw_only=True):
     """The replaceable outside world (tests plug in their own)."""
 
     devices: DeviceSource
-    engine: Engine
     network: OnboardingNetwork
+    engine: Engine | None = None
+    """A ready engine; None has the composition root build the provisioning engine over
+    `carriers` (or, without carriers, one that refuses to pretend)."""
+    carriers: Carriers | None = None
     client: DeviceClient = msgspec.field(default_factory=NoDeviceClient)
 
 
@@ -107,6 +129,7 @@ async def appliance_edges(settings: Settings) -> AsyncIterator[Edges]:
                 port=settings.discovery.device_port, timeout_s=settings.discovery.probe_timeout_s
             )
         )
+        link = await stack.enter_async_context(BrokerLink.open(settings.broker))
         stack.push_async_callback(network.down)
         discovery = Discovery(
             sources_of(settings, network),
@@ -119,4 +142,13 @@ async def appliance_edges(settings: Settings) -> AsyncIterator[Edges]:
             settings.network.interface,
             ", ".join(sorted(settings.discovery.sources)) or "off",
         )
-        yield Edges(devices=discovery, engine=NoEngine(), network=network, client=client)
+        carriers = Carriers(
+            transport=client,
+            accounts=link.accounts,
+            proofs=link.proofs,
+            broker=BrokerPlan(
+                device_url=device_broker_url(settings.broker),
+                topic_base=settings.broker.topic_base,
+            ),
+        )
+        yield Edges(devices=discovery, network=network, carriers=carriers, client=client)

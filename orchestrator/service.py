@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,8 +25,11 @@ from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
 from orchestrator.batch.pairing import PairingService
 from orchestrator.batch.service import BatchRules, BatchService
+from orchestrator.batch.unavailable import NoEngine
 from orchestrator.edges import Edges, appliance_edges
+from orchestrator.ports.devices import Engine
 from orchestrator.ports.storage import Store
+from orchestrator.provisioning.engine import ProvisioningEngine
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.console_sessions import ConsoleSessions
 from orchestrator.security.secretbox import SecretBox
@@ -33,6 +37,7 @@ from orchestrator.security.stepup import StepUp
 from orchestrator.settings import Settings
 from orchestrator.storage import open_sqlite_store
 from orchestrator.streaming.bus import EventBus
+from orchestrator.telemetry import Metrics
 
 _SESSION_ID_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
@@ -88,6 +93,11 @@ async def run_appliance(
         # Ends open event streams when the appliance stops, however it stops.
         stack.callback(bus.close_all)
         auditor = Auditor(store.audit, clock)
+        # The gauge reads the batch service, built below; it is read only when scraped.
+        metrics = Metrics(lambda: batches.devices_by_state())  # noqa: PLW0108 - bound below
+        engine = await stack.enter_async_context(
+            engine_of(edges, store, auditor, metrics, settings, clock=clock, sleep=sleep)
+        )
         pairing = PairingService(
             store=store,
             client=edges.client,
@@ -101,7 +111,7 @@ async def run_appliance(
                 pairing=pairing,
                 store=store,
                 sealer=sealer,
-                engine=edges.engine,
+                engine=engine,
                 network=edges.network,
                 devices=edges.devices,
                 events=bus,
@@ -124,6 +134,7 @@ async def run_appliance(
             step_up=StepUp(store.totp, sealer, auditor, clock, settings.security),
             database_health=store.health,
             version=__version__,
+            metrics=metrics,
         )
         streams = Streams(
             bus=bus,
@@ -132,8 +143,46 @@ async def run_appliance(
             heartbeat_s=settings.streams.heartbeat_s,
             allow_anonymous=settings.streams.allow_anonymous,
         )
+        if isinstance(engine, ProvisioningEngine):
+            engine.attach(batches)
         app = create_app(services, streams, version=__version__)
         yield Appliance(store=store, services=services, bus=bus, app=app)
+
+
+@contextlib.asynccontextmanager
+async def engine_of(
+    edges: Edges,
+    store: Store,
+    auditor: Auditor,
+    metrics: Metrics,
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], Awaitable[None]],
+) -> AsyncIterator[Engine]:
+    """The edges' own engine, else the provisioning engine over their carriers, else one
+    that says plainly that nothing will provision."""
+    if edges.engine is not None:
+        yield edges.engine
+        return
+    if edges.carriers is None:
+        yield NoEngine()
+        return
+    carriers = edges.carriers
+    async with ProvisioningEngine(
+        attempts=store.attempts,
+        transport=carriers.transport,
+        accounts=carriers.accounts,
+        proofs=carriers.proofs,
+        broker=carriers.broker,
+        auditor=auditor,
+        observer=metrics,
+        settings=settings.engine,
+        clock=clock,
+        monotonic=time.monotonic,
+        sleep=sleep,
+    ) as engine:
+        yield engine
 
 
 class AppServer(uvicorn.Server):

@@ -14,9 +14,11 @@ from typing import Annotated, Any
 import msgspec
 
 from orchestrator.batch.pairing import PairingSettings
+from orchestrator.broker.settings import BrokerSettings
 from orchestrator.discovery.settings import DiscoverySettings, NetworkSettings
 from orchestrator.domain.network import DEFAULT_ONBOARDING_SSID
 from orchestrator.network.hostapd import HostapdSettings
+from orchestrator.provisioning.engine import EngineSettings
 from orchestrator.security.stepup import SecuritySettings
 
 ENV_PREFIX = "ORCHESTRATOR_"
@@ -89,6 +91,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     network: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
     hostapd: HostapdSettings = msgspec.field(default_factory=HostapdSettings)
     discovery: DiscoverySettings = msgspec.field(default_factory=DiscoverySettings)
+    engine: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    broker: BrokerSettings = msgspec.field(default_factory=BrokerSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
 
 

@@ -24,6 +24,9 @@ class DeviceAccount(msgspec.Struct, frozen=True, kw_only=True):
     client_id: str
     status_topic: str
 
+    def __repr__(self) -> str:
+        return f"DeviceAccount(username={self.username!r}, status_topic={self.status_topic!r})"
+
 
 class DeviceAccounts(Protocol):
     """Creates and removes device accounts on the broker, without disturbing other clients."""

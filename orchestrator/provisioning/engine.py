@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Annotated, TypeVar
@@ -189,7 +189,7 @@ class ProvisioningEngine:
 
     # -- the Engine port -----------------------------------------------------------------
 
-    async def submit(self, session_id: str, macs: list[Mac] | tuple[Mac, ...]) -> None:
+    async def submit(self, session_id: str, macs: Sequence[Mac]) -> None:
         """Queue devices. A device whose work is still running is looked at again once it
         ends: its report may have been seen (and retried) before its task finished; if there
         is nothing to do then, the second look does nothing."""

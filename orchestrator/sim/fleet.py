@@ -93,9 +93,18 @@ def unique_service_type() -> str:
 
 @contextlib.asynccontextmanager
 async def loopback_fleet(
-    spec: FleetSpec, *, timing: AgentTiming | None = None, sleep: Sleep = asyncio.sleep
+    spec: FleetSpec,
+    *,
+    timing: AgentTiming | None = None,
+    sleep: Sleep = asyncio.sleep,
+    broker_admin: tuple[str, str] | None = None,
+    device_port: int = 0,
 ) -> AsyncIterator[Fleet]:
-    """Run the fleet of `spec` until the block ends; everything is stopped on the way out."""
+    """Run the fleet of `spec` until the block ends; everything is stopped on the way out.
+    With `broker_admin` (username, password) the broker runs dynamic security and admits
+    only the accounts made through that admin; without, it is open to anyone. `device_port`
+    puts every device's API on that port of its own address (as on real devices, where
+    the orchestrator knows one port); 0 picks a free port per device."""
     if not 1 <= spec.devices <= MAX_DEVICES:
         raise ValueError(f"devices must be between 1 and {MAX_DEVICES}, got {spec.devices}")
     service_type = spec.service_type or unique_service_type()
@@ -103,7 +112,7 @@ async def loopback_fleet(
     faults = assign_faults(macs, spec.faults, spec.seed, overrides=dict(spec.overrides))
     rng = random.Random(spec.seed)  # noqa: S311 - reproducible test data
     async with contextlib.AsyncExitStack() as stack:
-        broker = await stack.enter_async_context(mosquitto())
+        broker = await stack.enter_async_context(mosquitto(admin=broker_admin))
         world = SimulatedNetworks(
             [
                 TargetNetwork(
@@ -123,7 +132,9 @@ async def loopback_fleet(
             agent = DeviceAgent(
                 identity, world.switch(mac), fault=faults[mac], timing=timing, sleep=sleep
             )
-            sock = stack.enter_context(contextlib.closing(listen(device_address(index))))
+            sock = stack.enter_context(
+                contextlib.closing(listen(device_address(index), device_port))
+            )
             host, port = sock.getsockname()
             api.mount((host, port), agent)
             sockets.append(sock)

@@ -103,12 +103,16 @@ async def netns_fleet(
     timing: AgentTiming | None = None,
     profiles: Sequence[FaultProfile] | None = None,
     dhcp_script: Path | None = None,
+    broker_admin: tuple[str, str] | None = None,
 ) -> AsyncIterator[NetnsFleet]:
     """Build a bed of `spec.devices` devices and run an agent in each namespace until the
     block ends; the bed then takes everything down. `profiles` gives device i the fault
     `profiles[i]` (the bed chooses MACs, so tests name devices by index); `dhcp_script` goes
-    to dnsmasq as `--dhcp-script`."""
-    async with TestBed.build(devices=spec.devices, dhcp_script=dhcp_script) as bed:
+    to dnsmasq as `--dhcp-script`; `broker_admin` (username, password) puts the broker under
+    dynamic security with that admin."""
+    async with TestBed.build(
+        devices=spec.devices, dhcp_script=dhcp_script, broker_admin=broker_admin
+    ) as bed:
         home = asyncio.get_running_loop()
         hosts = list(bed.devices)
         if profiles is not None:

@@ -111,10 +111,12 @@ class TestBed:
         *,
         dhcp_script: Path | None = None,
         dhcp_concurrency: int = DHCP_CONCURRENCY,
+        broker_admin: tuple[str, str] | None = None,
     ) -> AsyncIterator[TestBed]:
         """Build a bed with `devices` devices, each holding a real DHCP lease, and tear all of
         it down when the block ends, even when it raises. `dhcp_script` is passed to dnsmasq
-        as `--dhcp-script`."""
+        as `--dhcp-script`; with `broker_admin` (username, password) the broker runs dynamic
+        security with that admin instead of admitting anyone."""
         # A run killed with -9 leaves its namespaces behind (its children die with it); the
         # next bed clears them, so leftovers never pile up on a CI machine.
         if stale := await remove_crashed_beds():
@@ -145,7 +147,10 @@ class TestBed:
             broker = await _enter_quietly(
                 stack,
                 mosquitto(
-                    str(layout.broker_address.ip), BROKER_PORT, prefix=in_namespace(layout.broker)
+                    str(layout.broker_address.ip),
+                    BROKER_PORT,
+                    prefix=in_namespace(layout.broker),
+                    admin=broker_admin,
                 ),
             )
             script = write_script(workdir)

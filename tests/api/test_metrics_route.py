@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
@@ -20,14 +21,23 @@ def devices_by_state() -> Mapping[str, int]:
     return {"discovered": 2, "verified": 1}
 
 
-@pytest.fixture
-async def scraper(harness: Harness) -> AsyncIterator[tuple[httpx.AsyncClient, Metrics]]:
-    """A client with no API key on the harness's appliance, rebuilt with metrics."""
-    metrics = Metrics(devices_by_state)
+@contextlib.asynccontextmanager
+async def client_with(
+    harness: Harness, metrics: Metrics | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no API key on the harness's appliance, rebuilt with `metrics`."""
     services = msgspec.structs.replace(harness.appliance.services, metrics=metrics)
     app = create_app(services, harness.appliance.app.state[STREAMS_KEY], version=services.version)
     transport = httpx.ASGITransport(app=cast("Any", app))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def scraper(harness: Harness) -> AsyncIterator[tuple[httpx.AsyncClient, Metrics]]:
+    """A client with no API key on the harness's appliance, rebuilt with metrics."""
+    metrics = Metrics(devices_by_state)
+    async with client_with(harness, metrics) as client:
         yield client, metrics
 
 
@@ -58,8 +68,16 @@ async def test_metrics_carry_no_envelope(scraper: tuple[httpx.AsyncClient, Metri
     assert '"success"' not in response.text
 
 
-async def test_without_metrics_the_endpoint_does_not_exist(harness: Harness) -> None:
+async def test_the_appliance_serves_its_own_metrics(harness: Harness) -> None:
     response = await harness.client.get("/metrics", headers={"X-API-Key": ""})
+
+    assert response.status_code == 200
+    assert 'orchestrator_devices{state="verified"} 0.0' in response.text
+
+
+async def test_without_metrics_the_endpoint_does_not_exist(harness: Harness) -> None:
+    async with client_with(harness, None) as client:
+        response = await client.get("/metrics")
 
     assert response.status_code == 404
     body = response.json()
