@@ -59,6 +59,7 @@ class Appliance(msgspec.Struct, frozen=True, kw_only=True):
     services: Services
     bus: EventBus
     app: Litestar
+    engine: Engine
 
 
 @contextlib.asynccontextmanager
@@ -146,7 +147,7 @@ async def run_appliance(
         if isinstance(engine, ProvisioningEngine):
             engine.attach(batches)
         app = create_app(services, streams, version=__version__)
-        yield Appliance(store=store, services=services, bus=bus, app=app)
+        yield Appliance(store=store, services=services, bus=bus, app=app, engine=engine)
 
 
 @contextlib.asynccontextmanager

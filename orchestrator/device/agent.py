@@ -63,6 +63,7 @@ class DeviceAgent:
         self._identify_s: int | None = None
         self._delivered = asyncio.Event()
         self._changed = asyncio.Event()
+        self._deliveries: list[str] = []
 
     @property
     def phase(self) -> Phase:
@@ -78,6 +79,13 @@ class DeviceAgent:
     def last_failure(self) -> LastFailure | None:
         """Why the last attempt failed, if one did."""
         return self._failure
+
+    @property
+    def deliveries(self) -> tuple[str, ...]:
+        """The nonce of every delivery answered with a receipt, in order, repeats included
+        (an equal delivery during its attempt counts again): a test can tell from it whether
+        one attempt's credentials were sent twice."""
+        return tuple(self._deliveries)
 
     @property
     def identify_s(self) -> int | None:
@@ -119,6 +127,7 @@ class DeviceAgent:
             self._move(Phase.ACCEPTED)
             self._delivered.set()
             log.info("accepted credentials for %r", credentials.target_ssid)
+        self._deliveries.append(credentials.nonce)
         return DeliveryReceipt(
             protocol_version=PROTOCOL_VERSION,
             nonce=credentials.nonce,

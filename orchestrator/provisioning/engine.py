@@ -56,7 +56,7 @@ from orchestrator.ports.telemetry import StageObserver
 from orchestrator.protocol import PROTOCOL_VERSION
 from orchestrator.protocol.messages import DeliveryReceipt, DeviceInfo, DeviceState
 from orchestrator.protocol.status import status_topic
-from orchestrator.provisioning.errors import StepError
+from orchestrator.provisioning.errors import StepError, reported
 from orchestrator.provisioning.policy import Policy, PolicySettings
 from orchestrator.provisioning.registry import StrategyRegistry
 from orchestrator.provisioning.requests import (
@@ -115,10 +115,6 @@ def _hex(mac: Mac) -> str:
 def new_secret() -> str:
     """A nonce or password: 24 URL-safe characters (144 random bits)."""
     return secrets.token_urlsafe(18)
-
-
-class _Abandoned(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """The operator skipped the device or stopped its session: roll back, report nothing."""
 
 
 class ProvisioningEngine:
@@ -181,8 +177,9 @@ class ProvisioningEngine:
     ) -> None:
         # Shutting down is not giving up: attempts stay as persisted, and the next run
         # resumes them.
-        for task in self._running.values():
-            task.cancel()
+        for key, task in self._running.items():
+            if key not in self._abandoning:  # clean-ups finish (bounded by their budget)
+                task.cancel()
         if self._group is not None:
             await self._group.__aexit__(exc_type, exc, tb)
             self._group = None
@@ -220,12 +217,14 @@ class ProvisioningEngine:
     async def _abandon(self, keys: list[Key]) -> None:
         tasks = []
         for key in keys:
-            task = self._running.get(key)
             self._again.discard(key)
-            if task is not None:
+            task = self._running.get(key)
+            if task is None:
+                continue
+            if key not in self._abandoning:  # a second cancel would cut its clean-up short
                 self._abandoning.add(key)
                 task.cancel()
-                tasks.append(task)
+            tasks.append(task)
         if tasks:
             await asyncio.wait(tasks)
 
@@ -257,7 +256,16 @@ class ProvisioningEngine:
                     log.info("not working on %s now (paused, closed or settled)", mac)
                     return
                 await self._work(host, order)
-        except _Abandoned:
+        except asyncio.CancelledError:
+            # Shutting down is not giving up: attempts stay as persisted for the next run.
+            # Abandoned (skipped, session stopped, the device reported its failure): the
+            # attempt ends here, wherever the cancellation landed, and is rolled back.
+            if (session_id, mac) not in self._abandoning:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._clean_up_abandoned(session_id, mac)
             log.info("work on %s abandoned", mac)
         except Exception as exc:  # a bug must fail one device, not the batch
             log.exception("provisioning %s failed unexpectedly", mac)
@@ -306,10 +314,10 @@ class ProvisioningEngine:
         target = Target(ssid=order.target_ssid, password=order.target_password, cloud=order.cloud)
         try:
             async with asyncio.timeout(order.config.provisioning_timeout_seconds):
-                async with self._stage(Stage.DETECT, order):
+                async with self._stage(Stage.DETECT, order.session_id, order.mac):
                     info = await self._read_info(order)
                     strategy = self._registry.choose(info)
-                async with self._stage(Stage.PRE_CHECK, order):
+                async with self._stage(Stage.PRE_CHECK, order.session_id, order.mac):
                     strategy.pre_check(info, target)
         except TimeoutError:
             await self._fail(host, order, _provisioning_timeout(order), None)
@@ -366,27 +374,24 @@ class ProvisioningEngine:
         async def carry(request: Request) -> object:
             nonlocal current
             if not isinstance(request, Deliver):
-                return await self._carry(order, request)
+                return await self._carry(request, order.ip)
             current = await self._advance(current, AttemptPhase.DELIVERING)
             return await self._policy.run(
                 order.mac,
                 request,
-                lambda r: self._carry(order, r),
+                lambda r: self._carry(r, order.ip),
                 settle=lambda: self._settle_delivery(order, issued.nonce),
             )
 
         try:
             async with asyncio.timeout(order.config.provisioning_timeout_seconds):
-                async with self._stage(Stage.PROVISION, order):
+                async with self._stage(Stage.PROVISION, order.session_id, order.mac):
                     flow = strategy.provision(info, target, issued, attempt.device_name)
                     await self._drive(flow, carry)
         except (StepError, TimeoutError) as exc:
             error = exc if isinstance(exc, StepError) else _provisioning_timeout(order)
             await self._fail(host, order, error, current, strategy)
             return None
-        except asyncio.CancelledError:
-            await self._on_cancel(order, current, strategy)
-            raise
         delivered = await self._advance(current, AttemptPhase.DELIVERED)
         state = await self._catch_up(host, order, order.state, CandidateState.PROVISIONED)
         return delivered, state
@@ -398,10 +403,16 @@ class ProvisioningEngine:
         (or gone to use them) means delivered; waiting for credentials means it never got
         them, so this attempt ends and a new one starts. Nothing is re-sent for it."""
         try:
-            async with self._stage(Stage.DETECT, order):
+            async with self._stage(Stage.DETECT, order.session_id, order.mac):
                 info = await self._read_info(order)
         except StepError:
             info = None
+        if info is not None and info.state is DeviceState.FAILED and info.last_failure:
+            # It may have failed with this very attempt; starting another would hide that.
+            # (It may also be an earlier attempt's report: the operator's retry sorts that out.)
+            error = reported(info.last_failure)
+            await self._fail(host, order, error, attempt, None)
+            return None
         if info is None or info.state is DeviceState.PROVISIONED:
             log.info("attempt %d of %s counts as delivered", attempt.number, order.mac)
             if attempt.phase is not AttemptPhase.DELIVERED:
@@ -412,7 +423,7 @@ class ProvisioningEngine:
             return attempt, state
         log.info("attempt %d never reached %s; starting a new one", attempt.number, order.mac)
         await self._advance(attempt, AttemptPhase.FAILED, failure_reason="not_delivered")
-        await self._rollback(order, attempt, None)
+        await self._rollback(attempt, None)
         return await self._start(host, order, attempt.number)
 
     async def _confirm(
@@ -425,7 +436,7 @@ class ProvisioningEngine:
             elapsed = (self._clock() - attempt.delivered_at).total_seconds()
             window = max(window - elapsed, min(window, self._settings.resume_grace_s))
         try:
-            async with self._stage(Stage.CONFIRM, order):
+            async with self._stage(Stage.CONFIRM, order.session_id, order.mac):
                 try:
                     async with asyncio.timeout(window):
                         await self._drive(strategy.confirm(attempt), self._confirm_carrier(order))
@@ -441,9 +452,6 @@ class ProvisioningEngine:
         except StepError as error:
             await self._fail(host, order, error, attempt, strategy)
             return
-        except asyncio.CancelledError:
-            await self._on_cancel(order, attempt, strategy)
-            raise
         await self._advance(attempt, AttemptPhase.VERIFIED)
         await host.record(order.session_id, order.mac, CandidateEvent.VERIFIED)
 
@@ -451,7 +459,7 @@ class ProvisioningEngine:
         async def carry(request: Request) -> object:
             # The wait for the proof is bounded by the verification window, not the
             # per-request timeout, and is never retried.
-            return await self._carry(order, request)
+            return await self._carry(request, order.ip)
 
         return carry
 
@@ -467,36 +475,36 @@ class ProvisioningEngine:
     ) -> None:
         log.info("%s failed: %s", order.mac, error.message)
         if attempt is not None:
-            await self._advance(attempt, AttemptPhase.FAILED, failure_reason=error.reason)
-            await self._rollback(order, attempt, strategy)
+            failed = await self._advance(attempt, AttemptPhase.FAILED, failure_reason=error.reason)
+            await self._rollback(failed, strategy)
         await host.record(order.session_id, order.mac, CandidateEvent.FAIL, error.failure)
 
-    async def _on_cancel(
-        self, order: WorkOrder, attempt: Attempt, strategy: ProvisioningStrategy
-    ) -> None:
-        """Cancelled: roll back when the operator abandoned the device; on shutdown leave
-        everything as persisted, for the next run to resume."""
-        if (order.session_id, order.mac) not in self._abandoning:
-            return
-        with contextlib.suppress(Exception, TimeoutError):
-            async with asyncio.timeout(self._settings.cleanup_timeout_s):
-                await self._advance(attempt, AttemptPhase.FAILED, failure_reason="abandoned")
-                await self._rollback(order, attempt, strategy)
-        raise _Abandoned
-
-    async def _rollback(
-        self, order: WorkOrder, attempt: Attempt, strategy: ProvisioningStrategy | None
-    ) -> None:
+    async def _clean_up_abandoned(self, session_id: str, mac: Mac) -> None:
+        """End an abandoned device's open attempt and revoke its account, within the
+        cleanup budget (a broker that does not answer must not hold a session's stop up)."""
         try:
-            async with self._stage(Stage.ROLLBACK, order):
+            async with asyncio.timeout(self._settings.cleanup_timeout_s):
+                attempt = await self._attempts.latest(session_id, mac)
+                if attempt is None or attempt.is_finished:
+                    return
+                failed = await self._advance(
+                    attempt, AttemptPhase.FAILED, failure_reason="abandoned"
+                )
+                await self._rollback(failed, None)
+        except Exception:  # best effort: the next attempt replaces the account anyway
+            log.warning("clean-up of abandoned %s incomplete", mac, exc_info=True)
+
+    async def _rollback(self, attempt: Attempt, strategy: ProvisioningStrategy | None) -> None:
+        mac = attempt.mac
+        try:
+            async with self._stage(Stage.ROLLBACK, attempt.session_id, mac):
                 flow = (strategy or self._strategy_named(attempt.strategy)).rollback(attempt)
                 await self._drive(
-                    flow,
-                    lambda r: self._policy.run(order.mac, r, lambda q: self._carry(order, q)),
+                    flow, lambda r: self._policy.run(mac, r, lambda q: self._carry(q, None))
                 )
         except StepError as error:
             # The account stays until the next attempt replaces it; say so, go on.
-            log.warning("rollback of %s incomplete: %s", order.mac, error.message)
+            log.warning("rollback of %s incomplete: %s", mac, error.message)
 
     # -- carrying requests ---------------------------------------------------------------
 
@@ -513,14 +521,15 @@ class ProvisioningEngine:
         finally:
             flow.close()
 
-    async def _carry(self, order: WorkOrder, request: Request) -> object:
-        """One request to its adapter, with library errors translated to StepError."""
+    async def _carry(self, request: Request, ip: str | None) -> object:
+        """One request to its adapter (device requests to `ip`), with library errors
+        translated to StepError."""
         try:
             match request:
-                case ReadInfo():
-                    return await self._transport.info(order.ip)
-                case Deliver(credentials=credentials, scheme=scheme):
-                    return await self._transport.deliver(order.ip, credentials, scheme)
+                case ReadInfo() if ip is not None:
+                    return await self._transport.info(ip)
+                case Deliver(credentials=credentials, scheme=scheme) if ip is not None:
+                    return await self._transport.deliver(ip, credentials, scheme)
                 case GrantAccount(account=account):
                     await self._accounts.grant(account)
                     return None
@@ -548,20 +557,23 @@ class ProvisioningEngine:
         raise TypeError(f"no adapter carries {type(request).__name__}")
 
     async def _read_info(self, order: WorkOrder) -> DeviceInfo:
-        reply = await self._policy.run(order.mac, ReadInfo(), lambda r: self._carry(order, r))
+        reply = await self._policy.run(order.mac, ReadInfo(), lambda r: self._carry(r, order.ip))
         if not isinstance(reply, DeviceInfo):
             raise TypeError(f"ReadInfo was answered with {type(reply).__name__}")
         return reply
 
     async def _settle_delivery(self, order: WorkOrder, nonce: str) -> DeliveryReceipt | None:
-        """Before a delivery is sent again: a device that already holds credentials got
-        this delivery (it takes none while it has some), so nothing is re-sent."""
+        """Before a delivery is sent again, ask the device. One that holds credentials got
+        this delivery (it takes none while it has some); one back with a failure got it and
+        failed (StepError with its reason). Either way nothing is sent twice."""
         try:
             info = await self._transport.info(order.ip)
         except DeviceUnreachableError:
             return None
         if info.state is DeviceState.PROVISIONED:
             return DeliveryReceipt(protocol_version=PROTOCOL_VERSION, nonce=nonce, state=info.state)
+        if info.state is DeviceState.FAILED and info.last_failure is not None:
+            raise reported(info.last_failure)
         return None
 
     def _strategy_named(self, name: str) -> ProvisioningStrategy:
@@ -586,7 +598,7 @@ class ProvisioningEngine:
         return target if events else current
 
     @contextlib.asynccontextmanager
-    async def _stage(self, stage: Stage, order: WorkOrder) -> AsyncIterator[None]:
+    async def _stage(self, stage: Stage, session_id: str, mac: Mac) -> AsyncIterator[None]:
         """Time a stage; audit it and report it to the observer with its outcome."""
         started = self._monotonic()
         outcome = "ok"
@@ -608,8 +620,8 @@ class ProvisioningEngine:
                 await self._auditor.record(
                     f"provisioning.{stage}",
                     Outcome.OK if outcome == "ok" else Outcome.FAILED,
-                    session_id=order.session_id,
-                    mac=order.mac,
+                    session_id=session_id,
+                    mac=mac,
                     actor=SYSTEM_ACTOR,
                     detail=f"{outcome} in {duration * 1000:.0f} ms",
                 )

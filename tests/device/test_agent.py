@@ -229,3 +229,21 @@ async def test_one_server_carries_a_fleet_through_to_online() -> None:
                 await device.until(Phase.ONLINE)
     assert {a.status_code for a in answers} == {202}
     assert seen == {d.mac: f"nonce-fleet-{n:010d}" for n, d in enumerate(devices, start=1)}
+
+
+async def test_deliveries_records_the_nonce_of_every_answered_delivery_repeats_included() -> None:
+    async with bench() as bed:
+        device = bed.device(1)
+        refusing = bed.device(2, fault=FaultProfile.REJECTS_CREDENTIALS)
+        url = device.url + CREDENTIALS_PATH
+        sent = msgspec.to_builtins(bed.credentials())
+        other = msgspec.to_builtins(bed.credentials(nonce="nonce-other-000000000"))
+        answers = [await bed.http.post(url, json=sent) for _ in range(2)]
+        busy = await bed.http.post(url, json=other)
+        refused = await bed.http.post(refusing.url + CREDENTIALS_PATH, json=sent)
+        await device.until(Phase.ONLINE)
+    assert [a.status_code for a in answers] == [202, 202]
+    assert (busy.status_code, refused.status_code) == (409, 400)
+    assert device.agent.deliveries == (NONCE, NONCE)  # the repeat counts; the refusals do not
+    assert refusing.agent.deliveries == ()
+    assert device.phases == PATH_ONLINE  # recording changes nothing the device does

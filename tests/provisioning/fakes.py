@@ -149,6 +149,9 @@ class FakeHost:
         self.config = config or SessionConfig()
         self.paused = False
         self.changed = asyncio.Condition()
+        self.hold: tuple[CandidateEvent, asyncio.Event] | None = None
+        """Reports of this event wait for the event to be set (and say so in `held`)."""
+        self.held = asyncio.Event()
 
     def add(self, mac: Mac, ip: str, state: CandidateState = CandidateState.PROVISIONING) -> None:
         self.candidates[mac] = Candidate(
@@ -179,6 +182,9 @@ class FakeHost:
     async def record(
         self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
     ) -> None:
+        if self.hold is not None and self.hold[0] is event:
+            self.held.set()
+            await self.hold[1].wait()
         async with self.changed:
             self.candidates[mac] = apply_candidate_event(
                 self.candidates[mac], event, T0, max_retries=3, failure=failure

@@ -296,6 +296,44 @@ async def test_skipping_a_device_rolls_its_attempt_back(world: World) -> None:
     assert (device.mac, CandidateEvent.FAIL) not in world.host.events
 
 
+async def test_a_device_abandoned_between_stages_is_rolled_back_too(world: World) -> None:
+    device = await world.device(1, Behaviour.NEVER_ONLINE)
+    world.host.hold = (CandidateEvent.DELIVERED, asyncio.Event())
+    await world.engine.submit("sess_1", [device.mac])
+    async with asyncio.timeout(5):
+        await world.host.held.wait()
+    await world.engine.cancel("sess_1", device.mac)
+    attempt = await world.store.attempts.latest("sess_1", device.mac)
+    assert attempt is not None
+    assert (attempt.phase, attempt.failure_reason) == (AttemptPhase.FAILED, "abandoned")
+    assert world.accounts.accounts == {}
+
+
+async def test_a_second_stop_does_not_cut_a_rollback_short(world: World) -> None:
+    device = await world.device(1, Behaviour.NEVER_ONLINE)
+    await world.engine.submit("sess_1", [device.mac])
+    await _delivered(world, device)
+    revoking = asyncio.Event()
+    release = asyncio.Event()
+    revoke = world.accounts.revoke
+
+    async def slow_revoke(username: str) -> None:
+        revoking.set()
+        await release.wait()
+        await revoke(username)
+
+    world.accounts.revoke = slow_revoke  # type: ignore[method-assign]
+    skip = asyncio.create_task(world.engine.cancel("sess_1", device.mac))
+    async with asyncio.timeout(5):
+        await revoking.wait()
+    stop = asyncio.create_task(world.engine.stop_session("sess_1"))
+    await asyncio.sleep(0)
+    release.set()
+    async with asyncio.timeout(5):
+        await asyncio.gather(skip, stop)
+    assert world.accounts.accounts == {}
+
+
 async def test_shutting_down_leaves_attempts_as_they_are() -> None:
     built = await make_world()
     async with built.engine:
