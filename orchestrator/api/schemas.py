@@ -23,6 +23,22 @@ Text = Annotated[str, msgspec.Meta(max_length=200)]
 MacText = Annotated[str, msgspec.Meta(max_length=40, description="Any case; ':', '-' or none")]
 
 
+class CloudRequest(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
+    """Where the session's devices register themselves (ThingsBoard MQTT device
+    provisioning). The key and secret are write-only, like the Wi-Fi password."""
+
+    provider: Literal["thingsboard"]
+    host: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 1883
+    provision_device_key: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    provision_device_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    device_name_prefix: Annotated[str, msgspec.Meta(pattern="^[a-z-]+$", max_length=40)] | None = (
+        None
+    )
+
+
 class StartRequest(
     msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
 ):
@@ -31,6 +47,8 @@ class StartRequest(
     target_ssid: Ssid
     target_password: Passphrase
     config: SessionConfig | None = None
+    cloud: CloudRequest | None = None
+    """Optional: devices that support it register with this cloud on the target network."""
 
 
 class StartData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

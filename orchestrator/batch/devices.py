@@ -14,7 +14,13 @@ from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome
 from orchestrator.batch.registry import Driven, Registry
 from orchestrator.domain import batch as rules
 from orchestrator.domain.audit import SYSTEM_ACTOR
-from orchestrator.domain.candidate import Candidate, CandidateEvent, CandidateState, Failure
+from orchestrator.domain.candidate import (
+    Candidate,
+    CandidateEvent,
+    CandidateState,
+    CloudRegistration,
+    Failure,
+)
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.events import EventType
 from orchestrator.domain.mac import Mac
@@ -145,7 +151,12 @@ class DeviceWork:
         return DeviceOutcome(mac=mac, state=updated.state, message=message)
 
     async def record(
-        self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
+        self,
+        session_id: str,
+        mac: Mac,
+        event: CandidateEvent,
+        failure: Failure | None = None,
+        cloud: CloudRegistration | None = None,
     ) -> None:
         """ProgressSink: the engine reports a step of one device. A verified device marks
         its allowlist entry used. A report the candidate can no longer take (the operator
@@ -157,7 +168,7 @@ class DeviceWork:
                 return
             try:
                 await self._registry.move(
-                    driven, driven.candidates[mac], event, f"device.{event}", failure
+                    driven, driven.candidates[mac], event, f"device.{event}", failure, cloud=cloud
                 )
             except OrchestratorError as error:
                 if error.code is not ErrorCode.DEVICE_INVALID_STATE:

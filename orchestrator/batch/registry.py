@@ -17,6 +17,7 @@ from orchestrator.domain.candidate import (
     Candidate,
     CandidateEvent,
     CandidateState,
+    CloudRegistration,
     Failure,
     apply_candidate_event,
 )
@@ -82,10 +83,17 @@ class Registry:
         event: CandidateEvent,
         action: str,
         failure: Failure | None = None,
+        *,
+        cloud: CloudRegistration | None = None,
     ) -> Candidate:
         """Apply `event` to one candidate: store, audit, publish."""
         updated = apply_candidate_event(
-            candidate, event, self.clock(), max_retries=driven.session.max_retries, failure=failure
+            candidate,
+            event,
+            self.clock(),
+            max_retries=driven.session.max_retries,
+            failure=failure,
+            cloud=cloud,
         )
         await self.store.candidates.save(updated)
         driven.candidates[updated.mac] = updated

@@ -28,6 +28,7 @@ from orchestrator.domain.candidate import (
     CandidateEvent,
     CandidateState,
     CandidateView,
+    CloudRegistration,
     Failure,
 )
 from orchestrator.domain.errors import ErrorCode, OrchestratorError
@@ -40,6 +41,7 @@ from orchestrator.domain.mac import Mac
 from orchestrator.domain.network import NetworkStatus
 from orchestrator.domain.session import (
     ClosedReason,
+    CloudTarget,
     Session,
     SessionConfig,
     SessionEvent,
@@ -59,10 +61,29 @@ from orchestrator.ports.devices import (
 from orchestrator.ports.events import EventPublisher
 from orchestrator.ports.secrets import Sealer
 from orchestrator.ports.storage import Store
+from orchestrator.protocol.messages import CloudProvisioning
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _cloud_context(session_id: str) -> str:
+    """The sealing context of a session's cloud secrets (distinct from its password's)."""
+    return f"{session_id}:cloud"
+
+
+def _target_of(cloud: CloudProvisioning | None) -> CloudTarget | None:
+    """Where a cloud section points, without its secrets."""
+    if cloud is None:
+        return None
+    return CloudTarget(
+        provider=cloud.provider,
+        host=cloud.host,
+        port=cloud.port,
+        device_name_prefix=cloud.device_name_prefix,
+    )
+
 
 _WORKING = frozenset({SessionState.DISCOVERING, SessionState.ACTIVE})
 """Session states in which the engine may start work on a device."""
@@ -139,14 +160,24 @@ class BatchService:
     # -- starting and ending ------------------------------------------------------------
 
     async def start(
-        self, target_ssid: str, target_password: str, config: SessionConfig | None
+        self,
+        target_ssid: str,
+        target_password: str,
+        config: SessionConfig | None,
+        *,
+        cloud: CloudProvisioning | None = None,
     ) -> tuple[SessionSnapshot, bool]:
         """Open a new session; (snapshot, True) when created, (snapshot, False) when the same
-        request was already served (a repeated POST), else SESSION_ALREADY_ACTIVE."""
+        request was already served (a repeated POST), else SESSION_ALREADY_ACTIVE. `cloud`
+        (with its key and secret) is sealed like the password; only where it points is
+        shown."""
         config = config or SessionConfig()
         async with self._registry.lock:
             for other in await self._store.sessions.list_unclosed():
-                if await self._is_same_request(other, target_ssid, target_password, config):
+                same = await self._is_same_request(
+                    other, target_ssid, target_password, config, cloud
+                )
+                if same:
                     return await self._registry.snapshot(other), False
                 hint = (
                     "resume or discard it first"
@@ -169,9 +200,14 @@ class BatchService:
                 run_id=self._run_id,
                 max_retries=self._rules.max_retries,
                 expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                cloud=_target_of(cloud),
             )
             sealed = self._sealer.seal(target_password, context=session.id)
-            await self._store.sessions.create(session, sealed)
+            sealed_cloud = None
+            if cloud is not None:
+                text = msgspec.json.encode(cloud).decode()
+                sealed_cloud = self._sealer.seal(text, context=_cloud_context(session.id))
+            await self._store.sessions.create(session, sealed, sealed_cloud)
             await self._registry.audit.record(
                 "session.start", session_id=session.id, detail=target_ssid
             )
@@ -330,10 +366,15 @@ class BatchService:
         return await self._work.skip(session_id, mac)
 
     async def record(
-        self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
+        self,
+        session_id: str,
+        mac: Mac,
+        event: CandidateEvent,
+        failure: Failure | None = None,
+        cloud: CloudRegistration | None = None,
     ) -> None:
         """ProgressSink: the engine reports a step of one device."""
-        await self._work.record(session_id, mac, event, failure)
+        await self._work.record(session_id, mac, event, failure, cloud)
 
     async def order(self, session_id: str, mac: Mac) -> WorkOrder | None:
         """ProgressSink: what the engine needs for one in-flight device, or None while the
@@ -358,6 +399,7 @@ class BatchService:
                 target_password=self._sealer.open(sealed, context=session_id),
                 config=driven.session.config,
                 container_id=entry.container_id if entry else None,
+                cloud=await self._cloud_of(session_id),
             )
 
     def devices_by_state(self) -> dict[str, int]:
@@ -397,14 +439,27 @@ class BatchService:
     # -- internals ----------------------------------------------------------------------
 
     async def _is_same_request(
-        self, session: Session, ssid: str, password: str, config: SessionConfig
+        self,
+        session: Session,
+        ssid: str,
+        password: str,
+        config: SessionConfig,
+        cloud: CloudProvisioning | None,
     ) -> bool:
         if session.run_id != self._run_id or session.target_ssid != ssid:
             return False
-        if session.config != config:
+        if session.config != config or await self._cloud_of(session.id) != cloud:
             return False
         sealed = await self._store.sessions.sealed_password(session.id)
         return sealed is not None and self._sealer.open(sealed, context=session.id) == password
+
+    async def _cloud_of(self, session_id: str) -> CloudProvisioning | None:
+        """The session's cloud registration section, unsealed (secrets inside)."""
+        sealed = await self._store.sessions.sealed_cloud(session_id)
+        if sealed is None:
+            return None
+        text = self._sealer.open(sealed, context=_cloud_context(session_id))
+        return msgspec.json.decode(text, type=CloudProvisioning)
 
     async def _require(self, session_id: str) -> Session:
         driven = self._registry.driven.get(session_id)

@@ -76,6 +76,14 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     code: ErrorCode | None = None
 
 
+class CloudRegistration(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a verified device reported about registering with the session's cloud."""
+
+    registered: bool
+    device_name: str | None = None
+    message: str | None = None
+
+
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     """One device in one session."""
 
@@ -91,6 +99,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     provisioned_at: datetime | None = None
     verified_at: datetime | None = None
     failure: Failure | None = None
+    cloud: CloudRegistration | None = None
 
 
 def apply_candidate_event(
@@ -100,10 +109,12 @@ def apply_candidate_event(
     *,
     max_retries: int,
     failure: Failure | None = None,
+    cloud: CloudRegistration | None = None,
 ) -> Candidate:
     """Return `candidate` after `event`, or raise the contract error for an illegal move.
 
-    FAIL needs a `failure`; SKIP records the operator's decision as the failure reason.
+    FAIL needs a `failure`; SKIP records the operator's decision as the failure reason;
+    VERIFIED keeps what the device said about its cloud registration.
     """
     target = CANDIDATE_TRANSITIONS.get((candidate.state, event))
     if target is None:
@@ -119,11 +130,12 @@ def apply_candidate_event(
                     ErrorCode.MAX_RETRIES_EXCEEDED,
                     f"device {candidate.mac} has used all {max_retries} retries",
                 )
-            changes |= {"retry_count": candidate.retry_count + 1, "failure": None}
+            changes |= {"retry_count": candidate.retry_count + 1, "failure": None, "cloud": None}
         case CandidateEvent.DELIVERED:
             changes["provisioned_at"] = now
         case CandidateEvent.VERIFIED:
             changes["verified_at"] = now
+            changes["cloud"] = cloud
         case CandidateEvent.FAIL:
             if failure is None:
                 raise ValueError("FAIL needs a failure reason")
@@ -157,6 +169,8 @@ class CandidateView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     verified_at: datetime | None = None
     error_message: str | None = None
     container_id: str | None = None
+    cloud_registration: CloudRegistration | None = None
+    """Set for verified devices that were asked to register with the session's cloud."""
 
     @classmethod
     def of(
@@ -176,4 +190,5 @@ class CandidateView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
             verified_at=candidate.verified_at,
             error_message=candidate.failure.message if candidate.failure else None,
             container_id=container_id,
+            cloud_registration=candidate.cloud,
         )

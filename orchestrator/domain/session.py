@@ -80,6 +80,16 @@ class SessionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     verification_timeout_seconds: TimeoutSeconds = 90
 
 
+class CloudTarget(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Where the session's devices register themselves (ThingsBoard device provisioning).
+    The provisioning key and secret are not here: they are sealed beside the session."""
+
+    provider: str
+    host: str
+    port: int
+    device_name_prefix: str | None = None
+
+
 class Session(msgspec.Struct, frozen=True, kw_only=True):
     """A batch session. The target Wi-Fi password is deliberately not part of it."""
 
@@ -94,6 +104,7 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     max_retries: int = 3
     expires_at: datetime | None = None
     closed_reason: ClosedReason | None = None
+    cloud: CloudTarget | None = None
 
     @property
     def is_open(self) -> bool:
@@ -186,6 +197,8 @@ class SessionSnapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
     failed_count: int
     expires_at: datetime | None = None
     config: SessionConfig | None = None
+    cloud: CloudTarget | None = None
+    """Set when the session's devices register with a cloud (never its key or secret)."""
 
     @classmethod
     def of(cls, session: Session, candidates: Iterable[Candidate]) -> SessionSnapshot:
@@ -199,6 +212,7 @@ class SessionSnapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
             updated_at=session.updated_at,
             expires_at=session.expires_at,
             config=session.config,
+            cloud=session.cloud,
             device_count=counts.device_count,
             provisioned_count=counts.provisioned_count,
             verified_count=counts.verified_count,

@@ -7,7 +7,12 @@ from typing import Protocol
 
 import msgspec
 
-from orchestrator.domain.candidate import CandidateEvent, CandidateState, Failure
+from orchestrator.domain.candidate import (
+    CandidateEvent,
+    CandidateState,
+    CloudRegistration,
+    Failure,
+)
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.network import NetworkStatus, Station
 from orchestrator.domain.session import SessionConfig
@@ -74,9 +79,15 @@ class ProgressSink(Protocol):
         ...
 
     async def record(
-        self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
+        self,
+        session_id: str,
+        mac: Mac,
+        event: CandidateEvent,
+        failure: Failure | None = None,
+        cloud: CloudRegistration | None = None,
     ) -> None:
-        """Apply `event` to the candidate (DELIVERED, VERIFY, VERIFIED or FAIL)."""
+        """Apply `event` to the candidate (DELIVERED, VERIFY, VERIFIED with what the device
+        said about its cloud registration, or FAIL with its failure)."""
         ...
 
 

@@ -28,8 +28,11 @@ class StorageError(Exception):
 class SessionRepository(Protocol):
     """Batch sessions, with the target Wi-Fi password stored sealed (encrypted) beside them."""
 
-    async def create(self, session: Session, sealed_password: bytes) -> None:
-        """Insert a new session; its id must be unused."""
+    async def create(
+        self, session: Session, sealed_password: bytes, sealed_cloud: bytes | None = None
+    ) -> None:
+        """Insert a new session; its id must be unused. `sealed_cloud` holds the cloud
+        registration secrets, encrypted like the password."""
         ...
 
     async def save(self, session: Session) -> None:
@@ -42,6 +45,10 @@ class SessionRepository(Protocol):
 
     async def sealed_password(self, session_id: str) -> bytes | None:
         """The sealed target password of a session, or None for an unknown id."""
+        ...
+
+    async def sealed_cloud(self, session_id: str) -> bytes | None:
+        """The sealed cloud registration secrets of a session, or None (none, or unknown id)."""
         ...
 
     async def list_unclosed(self) -> list[Session]:

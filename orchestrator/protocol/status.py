@@ -20,7 +20,20 @@ def status_topic(topic_prefix: str) -> str:
     return f"{topic_prefix.rstrip('/')}/{STATUS_SUFFIX}"
 
 
-class Online(msgspec.Struct, frozen=True, kw_only=True, tag_field="state", tag="online"):
+class CloudReport(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How the device's registration with the cloud of its credentials went (sent only by
+    devices that were given a `cloud` section)."""
+
+    registered: bool
+    device_name: str | None = None
+    """The name the cloud knows the device by."""
+    error: str | None = None
+    """Why registration failed, in words a technician can act on (never a secret)."""
+
+
+class Online(
+    msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="state", tag="online"
+):
     """Published (retained, QoS 1) once the device is on the target network."""
 
     nonce: str
@@ -28,6 +41,7 @@ class Online(msgspec.Struct, frozen=True, kw_only=True, tag_field="state", tag="
     ip: str
     firmware_version: str
     device_name: str
+    cloud: CloudReport | None = None
 
 
 class Offline(msgspec.Struct, frozen=True, kw_only=True, tag_field="state", tag="offline"):

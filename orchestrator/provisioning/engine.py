@@ -34,7 +34,12 @@ from orchestrator.domain.attempt import (
     resume_plan,
 )
 from orchestrator.domain.audit import SYSTEM_ACTOR, Outcome
-from orchestrator.domain.candidate import CandidateEvent, CandidateState, Failure
+from orchestrator.domain.candidate import (
+    CandidateEvent,
+    CandidateState,
+    CloudRegistration,
+    Failure,
+)
 from orchestrator.domain.errors import ErrorCode
 from orchestrator.domain.mac import Mac
 from orchestrator.ports.broker import (
@@ -55,7 +60,7 @@ from orchestrator.ports.storage import AttemptRepository
 from orchestrator.ports.telemetry import StageObserver
 from orchestrator.protocol import PROTOCOL_VERSION
 from orchestrator.protocol.messages import DeliveryReceipt, DeviceInfo, DeviceState
-from orchestrator.protocol.status import status_topic
+from orchestrator.protocol.status import Online, status_topic
 from orchestrator.provisioning.errors import StepError, reported
 from orchestrator.provisioning.policy import Policy, PolicySettings
 from orchestrator.provisioning.registry import StrategyRegistry
@@ -439,7 +444,9 @@ class ProvisioningEngine:
             async with self._stage(Stage.CONFIRM, order.session_id, order.mac):
                 try:
                     async with asyncio.timeout(window):
-                        await self._drive(strategy.confirm(attempt), self._confirm_carrier(order))
+                        online = await self._drive(
+                            strategy.confirm(attempt), self._confirm_carrier(order)
+                        )
                 except TimeoutError as exc:
                     raise StepError(
                         ErrorCode.VERIFICATION_TIMEOUT,
@@ -453,7 +460,9 @@ class ProvisioningEngine:
             await self._fail(host, order, error, attempt, strategy)
             return
         await self._advance(attempt, AttemptPhase.VERIFIED)
-        await host.record(order.session_id, order.mac, CandidateEvent.VERIFIED)
+        await host.record(
+            order.session_id, order.mac, CandidateEvent.VERIFIED, cloud=_registration(online)
+        )
 
     def _confirm_carrier(self, order: WorkOrder) -> Callable[[Request], Awaitable[object]]:
         async def carry(request: Request) -> object:
@@ -625,6 +634,16 @@ class ProvisioningEngine:
                     actor=SYSTEM_ACTOR,
                     detail=f"{outcome} in {duration * 1000:.0f} ms",
                 )
+
+
+def _registration(online: Online) -> CloudRegistration | None:
+    """What the device's online status says about its cloud registration."""
+    report = online.cloud
+    if report is None:
+        return None
+    return CloudRegistration(
+        registered=report.registered, device_name=report.device_name, message=report.error
+    )
 
 
 def _provisioning_timeout(order: WorkOrder) -> StepError:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
+
 from orchestrator.domain.candidate import Candidate
-from orchestrator.storage.codec import decode_row, encode_optional_time, encode_time
+from orchestrator.storage.codec import decode_json, decode_row, encode_optional_time, encode_time
 from orchestrator.storage.database import Database, Params, Row
 
 _UPSERT = (
     "INSERT INTO candidates (session_id, mac, ip, state, rssi, firmware_version, discovered_at,"
     " updated_at, retry_count, provisioned_at, verified_at, failure_reason, failure_message,"
-    " failure_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " failure_code, cloud) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (session_id, mac) DO UPDATE SET ip = excluded.ip, state = excluded.state,"
     " rssi = excluded.rssi, firmware_version = excluded.firmware_version,"
     " discovered_at = excluded.discovered_at, updated_at = excluded.updated_at,"
     " retry_count = excluded.retry_count, provisioned_at = excluded.provisioned_at,"
     " verified_at = excluded.verified_at, failure_reason = excluded.failure_reason,"
-    " failure_message = excluded.failure_message, failure_code = excluded.failure_code"
+    " failure_message = excluded.failure_message, failure_code = excluded.failure_code,"
+    " cloud = excluded.cloud"
 )
 
 
@@ -38,6 +41,7 @@ def _fields(candidate: Candidate) -> Params:
         None if failure is None else failure.reason,
         None if failure is None else failure.message,
         None if failure is None or failure.code is None else failure.code.value,
+        None if candidate.cloud is None else msgspec.json.encode(candidate.cloud).decode(),
     )
 
 
@@ -48,6 +52,9 @@ def _candidate(row: Row) -> Candidate:
     code = fields.pop("failure_code")
     if reason is not None:
         fields["failure"] = {"reason": reason, "message": message, "code": code}
+    cloud = fields.pop("cloud")
+    if cloud is not None:
+        fields["cloud"] = decode_json(cloud)
     return decode_row(Candidate, fields)
 
 
@@ -74,7 +81,7 @@ class SqliteCandidateRepository:
         rows = await self._database.fetch_all(
             "SELECT session_id, mac, ip, state, rssi, firmware_version, discovered_at,"
             " updated_at, retry_count, provisioned_at, verified_at, failure_reason,"
-            " failure_message, failure_code FROM candidates WHERE session_id = ?"
+            " failure_message, failure_code, cloud FROM candidates WHERE session_id = ?"
             " ORDER BY discovered_at, mac",
             (session_id,),
         )

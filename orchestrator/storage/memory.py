@@ -62,19 +62,24 @@ class MemorySessionRepository:
     ) -> None:
         self._sessions: dict[str, Session] = {}
         self._passwords: dict[str, bytes] = {}
+        self._clouds: dict[str, bytes] = {}
         self._candidates = candidates
         self._attempts = attempts
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._sessions
 
-    async def create(self, session: Session, sealed_password: bytes) -> None:
+    async def create(
+        self, session: Session, sealed_password: bytes, sealed_cloud: bytes | None = None
+    ) -> None:
         """Insert a new session; its id must be unused."""
         stored = _normalised(session)
         if session.id in self._sessions:
             raise StorageError(f"session {session.id} already exists")
         self._sessions[session.id] = stored
         self._passwords[session.id] = bytes(sealed_password)
+        if sealed_cloud is not None:
+            self._clouds[session.id] = bytes(sealed_cloud)
 
     async def save(self, session: Session) -> None:
         """Overwrite an existing session's fields (the sealed password is kept)."""
@@ -90,6 +95,10 @@ class MemorySessionRepository:
     async def sealed_password(self, session_id: str) -> bytes | None:
         """The sealed target password of a session, or None for an unknown id."""
         return self._passwords.get(session_id)
+
+    async def sealed_cloud(self, session_id: str) -> bytes | None:
+        """The sealed cloud registration secrets of a session, or None."""
+        return self._clouds.get(session_id)
 
     async def list_unclosed(self) -> list[Session]:
         """Every session whose state is not `closed`, oldest first."""
@@ -112,6 +121,7 @@ class MemorySessionRepository:
         for session_id in doomed:
             del self._sessions[session_id]
             del self._passwords[session_id]
+            self._clouds.pop(session_id, None)
         for key in [key for key in self._candidates if key[0] in doomed]:
             del self._candidates[key]
         for number_key in [key for key in self._attempts if key[0] in doomed]:

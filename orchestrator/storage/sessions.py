@@ -18,7 +18,7 @@ from orchestrator.storage.database import Database, Params, Row
 
 _SELECT = (
     "SELECT id, state, target_ssid, config, created_at, updated_at, run_id, max_retries,"
-    " expires_at, closed_reason FROM sessions"
+    " expires_at, closed_reason, cloud FROM sessions"
 )
 
 
@@ -35,12 +35,17 @@ def _fields(session: Session) -> Params:
         session.max_retries,
         encode_optional_time(session.expires_at),
         None if session.closed_reason is None else session.closed_reason.value,
+        None if session.cloud is None else msgspec.json.encode(session.cloud).decode(),
     )
 
 
 def _session(row: Row) -> Session:
     fields = dict(row)
     fields["config"] = decode_json(fields["config"])
+    if fields["cloud"] is None:
+        del fields["cloud"]
+    else:
+        fields["cloud"] = decode_json(fields["cloud"])
     return decode_row(Session, fields)
 
 
@@ -50,13 +55,19 @@ class SqliteSessionRepository:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    async def create(self, session: Session, sealed_password: bytes) -> None:
+    async def create(
+        self, session: Session, sealed_password: bytes, sealed_cloud: bytes | None = None
+    ) -> None:
         """Insert a new session; its id must be unused."""
         await self._database.execute(
             "INSERT INTO sessions (id, state, target_ssid, config, created_at, updated_at,"
-            " run_id, max_retries, expires_at, closed_reason, sealed_password)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (*_fields(session), bytes(sealed_password)),
+            " run_id, max_retries, expires_at, closed_reason, cloud, sealed_password,"
+            " sealed_cloud) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                *_fields(session),
+                bytes(sealed_password),
+                None if sealed_cloud is None else bytes(sealed_cloud),
+            ),
         )
 
     async def save(self, session: Session) -> None:
@@ -64,8 +75,8 @@ class SqliteSessionRepository:
         session_id, *rest = _fields(session)
         changed = await self._database.execute(
             "UPDATE sessions SET state = ?, target_ssid = ?, config = ?, created_at = ?,"
-            " updated_at = ?, run_id = ?, max_retries = ?, expires_at = ?, closed_reason = ?"
-            " WHERE id = ?",
+            " updated_at = ?, run_id = ?, max_retries = ?, expires_at = ?, closed_reason = ?,"
+            " cloud = ? WHERE id = ?",
             (*rest, session_id),
         )
         if changed == 0:
@@ -82,6 +93,13 @@ class SqliteSessionRepository:
             "SELECT sealed_password FROM sessions WHERE id = ?", (session_id,)
         )
         return None if row is None else bytes(row["sealed_password"])
+
+    async def sealed_cloud(self, session_id: str) -> bytes | None:
+        """The sealed cloud registration secrets of a session, or None (none, or unknown id)."""
+        row = await self._database.fetch_one(
+            "SELECT sealed_cloud FROM sessions WHERE id = ?", (session_id,)
+        )
+        return None if row is None or row["sealed_cloud"] is None else bytes(row["sealed_cloud"])
 
     async def list_unclosed(self) -> list[Session]:
         """Every session whose state is not `closed`, oldest first."""

@@ -66,6 +66,50 @@ async def test_a_different_start_while_one_is_open_conflicts(harness: Harness) -
     assert_error(other, 409, "SESSION_ALREADY_ACTIVE")
 
 
+CLOUD = {
+    "provider": "thingsboard",
+    "host": "tb.local",
+    "provision_device_key": "provision-key-1",
+    "provision_device_secret": "provision-secret-1",
+    "device_name_prefix": "line-a",
+}
+
+
+async def test_a_cloud_section_shows_where_but_never_its_secrets(harness: Harness) -> None:
+    body = {"target_ssid": SSID, "target_password": PASSWORD, "cloud": CLOUD}
+    response = await harness.post("/batch/start", body)
+    assert response.status_code == 201
+    session = response.json()["data"]["session"]
+    assert session["cloud"] == {
+        "provider": "thingsboard",
+        "host": "tb.local",
+        "port": 1883,
+        "device_name_prefix": "line-a",
+    }
+    assert "provision-secret-1" not in response.text
+    assert "provision-key-1" not in response.text
+    again = await harness.post("/batch/start", body)
+    assert again.json()["data"]["session"]["id"] == session["id"]
+    other = {**body, "cloud": {**CLOUD, "provision_device_secret": "another"}}
+    assert_error(await harness.post("/batch/start", other), 409, "SESSION_ALREADY_ACTIVE")
+    read = await harness.get(f"/batch/{session['id']}")
+    assert "provision-secret-1" not in read.text
+
+
+async def test_a_malformed_cloud_section_is_refused(harness: Harness) -> None:
+    bad_ones = (
+        {**CLOUD, "port": 0},
+        {**CLOUD, "device_name_prefix": "Line A"},
+        {**CLOUD, "provider": "aws"},
+        {**CLOUD, "provision_device_secret": ""},
+    )
+    for bad in bad_ones:
+        response = await harness.post(
+            "/batch/start", {"target_ssid": SSID, "target_password": PASSWORD, "cloud": bad}
+        )
+        assert response.status_code == 400, bad
+
+
 async def test_discovered_devices_join_the_session(harness: Harness) -> None:
     sid = await _batch_with_devices(harness)
     data = (await harness.get(f"/batch/{sid}")).json()["data"]

@@ -24,6 +24,13 @@ from tests.api.sse import SseReader
 from tests.api.test_events import EVENTS, live_settings, serving
 from tests.fakes import sighting
 
+CLOUD = {
+    "provider": "thingsboard",
+    "host": "tb.example",
+    "port": 1883,
+    "provision_device_key": "pk-3f9c1e7a55d04b2e",
+    "provision_device_secret": "ps-a81d2c9e0b7f4d63",
+}
 MACS = [f"02:00:00:00:00:{n:02X}" for n in range(1, 6)]
 
 
@@ -61,7 +68,7 @@ async def test_no_secret_escapes_a_whole_batch(  # noqa: PLR0915 - one story, to
             await call(
                 "POST",
                 "/api/v1/provisioning/batch/start",
-                json={"target_ssid": SSID, "target_password": PASSWORD},
+                json={"target_ssid": SSID, "target_password": PASSWORD, "cloud": CLOUD},
             )
             await call(
                 "POST",
@@ -72,7 +79,7 @@ async def test_no_secret_escapes_a_whole_batch(  # noqa: PLR0915 - one story, to
             started = await call(
                 "POST",
                 "/api/v1/provisioning/batch/start",
-                json={"target_ssid": SSID, "target_password": PASSWORD},
+                json={"target_ssid": SSID, "target_password": PASSWORD, "cloud": CLOUD},
                 headers=gated,
             )
             sid = started.json()["data"]["session"]["id"]
@@ -100,7 +107,13 @@ async def test_no_secret_escapes_a_whole_batch(  # noqa: PLR0915 - one story, to
                 await call("GET", f"/api/v1/provisioning/batch/{sid}")
                 await call("GET", "/api/v1/provisioning/audit", params={"limit": 500})
                 await call("POST", f"/api/v1/provisioning/batch/{sid}/stop")
-                frames += [json.dumps(f.data) for f in await sse.until("connection.heartbeat")]
+                # Read until the stop shows (a heartbeat may come any time: not a marker).
+                while True:
+                    frame = await sse.next()
+                    frames.append(json.dumps(frame.data))
+                    payload = frame.data["payload"] or {}
+                    if payload.get("session", {}).get("state") == "closed":
+                        break
             for path in ("/sessions/history", "/sessions/recoverable", "/network/status"):
                 await call("GET", f"/api/v1/provisioning{path}")
         audit_rows = [
@@ -125,6 +138,8 @@ async def test_no_secret_escapes_a_whole_batch(  # noqa: PLR0915 - one story, to
         "totp seed": seed,
         "token": token,
         "cookie": cookie,
+        "cloud provision key": CLOUD["provision_device_key"],
+        "cloud provision secret": CLOUD["provision_device_secret"],
     }
     places = {
         "response body": bodies,

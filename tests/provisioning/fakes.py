@@ -15,6 +15,7 @@ from orchestrator.domain.candidate import (
     Candidate,
     CandidateEvent,
     CandidateState,
+    CloudRegistration,
     Failure,
     apply_candidate_event,
 )
@@ -28,6 +29,7 @@ from orchestrator.ports.devices import (
 )
 from orchestrator.protocol import PROTOCOL_VERSION
 from orchestrator.protocol.messages import (
+    CloudProvisioning,
     Credentials,
     DeliveryReceipt,
     DeviceInfo,
@@ -35,7 +37,7 @@ from orchestrator.protocol.messages import (
     PairingDisplay,
     SecurityScheme,
 )
-from orchestrator.protocol.status import Online, encode_status, status_topic
+from orchestrator.protocol.status import CloudReport, Online, encode_status, status_topic
 from tests.fakes import T0
 
 
@@ -118,12 +120,16 @@ class FakeTransport:
         device.deliveries.append(credentials)
         device.state = DeviceState.PROVISIONED
         if device.behaviour is not Behaviour.NEVER_ONLINE:
+            report = None
+            if credentials.cloud is not None:  # registers, as a thermal camera does
+                report = CloudReport(registered=True, device_name="thermal-camera-ABC123")
             online = Online(
                 nonce=credentials.nonce,
                 mac=device.mac,
                 ip="10.42.0.9",
                 firmware_version="1.4.2",
                 device_name=credentials.device_name,
+                cloud=report,
             )
             topic = status_topic(credentials.mqtt.topic_prefix)
             self._proofs.publish(topic, encode_status(online), retain=True)
@@ -148,6 +154,7 @@ class FakeHost:
         self.events: list[tuple[Mac, CandidateEvent]] = []
         self.config = config or SessionConfig()
         self.paused = False
+        self.cloud: CloudProvisioning | None = None
         self.changed = asyncio.Condition()
         self.hold: tuple[CandidateEvent, asyncio.Event] | None = None
         """Reports of this event wait for the event to be set (and say so in `held`)."""
@@ -177,17 +184,23 @@ class FakeHost:
             target_ssid="Factory",
             target_password="factory-pass",
             config=self.config,
+            cloud=self.cloud,
         )
 
     async def record(
-        self, session_id: str, mac: Mac, event: CandidateEvent, failure: Failure | None = None
+        self,
+        session_id: str,
+        mac: Mac,
+        event: CandidateEvent,
+        failure: Failure | None = None,
+        cloud: CloudRegistration | None = None,
     ) -> None:
         if self.hold is not None and self.hold[0] is event:
             self.held.set()
             await self.hold[1].wait()
         async with self.changed:
             self.candidates[mac] = apply_candidate_event(
-                self.candidates[mac], event, T0, max_retries=3, failure=failure
+                self.candidates[mac], event, T0, max_retries=3, failure=failure, cloud=cloud
             )
             self.events.append((mac, event))
             self.changed.notify_all()

@@ -12,12 +12,12 @@ import pytest
 from orchestrator.batch.audit import Auditor
 from orchestrator.broker.memory import MemoryAccounts, MemoryProofs
 from orchestrator.domain.attempt import Attempt, AttemptPhase
-from orchestrator.domain.candidate import CandidateEvent, CandidateState
+from orchestrator.domain.candidate import CandidateEvent, CandidateState, CloudRegistration
 from orchestrator.domain.errors import ErrorCode
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.session import SessionConfig
 from orchestrator.ports.storage import AuditQuery
-from orchestrator.protocol.messages import DeviceState
+from orchestrator.protocol.messages import CloudProvisioning, DeviceState
 from orchestrator.protocol.status import Online, encode_status
 from orchestrator.provisioning.engine import BrokerPlan, EngineSettings, ProvisioningEngine
 from orchestrator.provisioning.policy import PolicySettings
@@ -131,6 +131,21 @@ async def test_good_devices_are_verified_with_one_delivery_each(world: World) ->
     audit = await world.store.audit.page(AuditQuery(limit=100))
     assert {e.action for e in audit} >= {"provisioning.detect", "provisioning.confirm"}
     assert all(e.detail and " ms" in e.detail for e in audit)
+
+
+async def test_thermal_cameras_get_the_cloud_section_and_report_back(world: World) -> None:
+    world.host.cloud = CloudProvisioning(
+        provider="thingsboard", host="tb.local", port=1883,
+        provision_device_key="k", provision_device_secret="s",
+    )  # fmt: skip
+    thermal = await world.device(1, family="thermal-camera")
+    esp = await world.device(2)
+    await world.run([thermal, esp])
+    assert thermal.deliveries[0].cloud == world.host.cloud
+    assert esp.deliveries[0].cloud is None
+    registered = world.host.candidates[thermal.mac].cloud
+    assert registered == CloudRegistration(registered=True, device_name="thermal-camera-ABC123")
+    assert world.host.candidates[esp.mac].cloud is None
 
 
 async def test_nonces_and_passwords_differ_per_device(world: World) -> None:

@@ -10,9 +10,9 @@ import pytest
 
 from orchestrator.domain.attempt import AttemptPhase, advance_attempt
 from orchestrator.domain.audit import Outcome
-from orchestrator.domain.candidate import CandidateState, Failure
+from orchestrator.domain.candidate import CandidateState, CloudRegistration, Failure
 from orchestrator.domain.errors import ErrorCode
-from orchestrator.domain.session import SessionState
+from orchestrator.domain.session import CloudTarget, SessionState
 from orchestrator.domain.totp import NO_STEP_USED, TotpEnrollment
 from orchestrator.ports.storage import AuditQuery, StorageError, Store
 from tests.storage.samples import (
@@ -133,6 +133,25 @@ async def test_delete_closed_before_cascades_to_candidates(store: Store) -> None
     assert await store.sessions.get("edge") is not None
     assert [c.mac for c in await store.candidates.list_for("open")] == [mac(3)]
     assert await store.sessions.delete_closed_before(at(20)) == 0
+
+
+async def test_a_session_s_cloud_target_and_sealed_secrets_round_trip(store: Store) -> None:
+    target = CloudTarget(provider="thingsboard", host="tb.local", port=1883)
+    session = msgspec.structs.replace(make_session(), cloud=target)
+    await store.sessions.create(session, SEALED, b"\x01sealed cloud")
+    assert await store.sessions.get(session.id) == session
+    assert await store.sessions.sealed_cloud(session.id) == b"\x01sealed cloud"
+    await store.sessions.create(make_session("plain"), SEALED)
+    assert await store.sessions.sealed_cloud("plain") is None
+    assert await store.sessions.sealed_cloud("nope") is None
+
+
+async def test_a_candidate_keeps_its_cloud_registration(store: Store) -> None:
+    await store.sessions.create(make_session(), SEALED)
+    report = CloudRegistration(registered=False, message="provision key not found")
+    candidate = msgspec.structs.replace(make_candidate(), cloud=report)
+    await store.candidates.save(candidate)
+    assert await store.candidates.list_for("sess_1") == [candidate]
 
 
 # --- attempts ---------------------------------------------------------------------------------

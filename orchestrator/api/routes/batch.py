@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import msgspec
 from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -28,6 +29,7 @@ from orchestrator.domain.errors import ErrorCode
 from orchestrator.domain.mac import parse_mac
 from orchestrator.domain.network import NetworkStatus
 from orchestrator.domain.totp import GatedOperation
+from orchestrator.protocol.messages import CloudProvisioning
 
 _E = ErrorCode
 _SESSION_ERRORS = (_E.SESSION_NOT_FOUND, _E.SESSION_EXPIRED, _E.UNAUTHORIZED)
@@ -61,7 +63,12 @@ async def start_batch(
     data: JSONBody[StartRequest], batches: NamedDependency[BatchService]
 ) -> Response[Success[StartData]]:
     """Open a session for `target_ssid`; repeating the same request returns the same session."""
-    snapshot, created = await batches.start(data.target_ssid, data.target_password, data.config)
+    cloud = None
+    if data.cloud is not None:
+        cloud = CloudProvisioning(**msgspec.structs.asdict(data.cloud))
+    snapshot, created = await batches.start(
+        data.target_ssid, data.target_password, data.config, cloud=cloud
+    )
     message = "session started" if created else "session already started with these settings"
     return ok(StartData(session=snapshot, message=message), 201)
 
