@@ -6,6 +6,7 @@ browser's Last-Event-ID always names a point in the log to replay from.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ class EventStream:
         try:
             for frame in self.initial:
                 yield frame
+                # A suspension point per frame: without one, a client that left during a
+                # big snapshot goes unnoticed (the server's disconnect watcher never runs)
+                # and every remaining frame is written to a dead socket.
+                await asyncio.sleep(0)
             while True:
                 live = await self.subscription.next(self.heartbeat_s)
                 if live is None:
