@@ -12,11 +12,19 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 
 import msgspec
 
 from orchestrator.context import mac_var
-from orchestrator.device.errors import BrokerUnreachableError, JoinError, OnlineError, RequestError
+from orchestrator.device.cloud import request_provisioning, start_up
+from orchestrator.device.errors import (
+    AgentError,
+    BrokerUnreachableError,
+    JoinError,
+    OnlineError,
+    RequestError,
+)
 from orchestrator.device.faults import JOIN_FAULTS, LATE_REBOOTS, FaultProfile
 from orchestrator.device.lifecycle import ACCEPTS_CREDENTIALS, Phase, advance
 from orchestrator.device.mqtt import StatusLink, status_link
@@ -32,7 +40,7 @@ from orchestrator.protocol.messages import (
     PairingDisplay,
     SecurityScheme,
 )
-from orchestrator.protocol.status import Online
+from orchestrator.protocol.status import CloudReport, Online
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +57,17 @@ class DeviceAgent:
         timing: AgentTiming | None = None,
         sleep: Sleep = asyncio.sleep,
         on_change: Callable[[Phase], None] | None = None,
+        cloud_dir: Path | None = None,
     ) -> None:
+        """`cloud_dir` is where a device that registers with a cloud keeps its files
+        (provision.json, thermal_config.json, ...); without one it registers nowhere."""
         self.identity = identity
         self.fault = fault
         self.timing = timing or AgentTiming()
         self._switch = switch
         self._sleep = sleep
         self._on_change = on_change
+        self._cloud_dir = cloud_dir
         self._phase = Phase.UNPROVISIONED
         self._credentials: Credentials | None = None
         self._failure: LastFailure | None = None
@@ -201,7 +213,8 @@ class DeviceAgent:
             if self.fault is FaultProfile.NEVER_ONLINE:
                 log.info("joined %r; never coming online (fault)", where.ssid)
                 return
-            await self._stay_online(credentials, where)
+            report = await self._register(credentials)
+            await self._stay_online(credentials, where, report)
         except OnlineError as exc:
             await self._switch.return_to_onboarding()
             self._failure = LastFailure(
@@ -229,7 +242,23 @@ class DeviceAgent:
             raise JoinError(forced, f"{ssid!r}: {forced} (fault profile {self.fault})")
         return await self._switch.join_target(ssid, password)
 
-    async def _stay_online(self, credentials: Credentials, where: Attachment) -> None:
+    async def _register(self, credentials: Credentials) -> CloudReport | None:
+        """Register with the cloud of the credentials, once per attempt, before reporting
+        online (the status says how it went)."""
+        if credentials.cloud is None:
+            return None
+        if self._cloud_dir is None:
+            return CloudReport(registered=False, error="this device keeps no cloud configuration")
+        try:
+            await request_provisioning(self._cloud_dir, credentials.cloud)
+            started = await start_up(self._cloud_dir, sleep=self._sleep)
+        except AgentError as exc:
+            return CloudReport(registered=False, error=str(exc))
+        return started.result.report()
+
+    async def _stay_online(
+        self, credentials: Credentials, where: Attachment, cloud: CloudReport | None = None
+    ) -> None:
         """Report online and hold the connection, reconnecting after a drop; raises
         BrokerUnreachableError only if the device never got online."""
         online = Online(
@@ -238,6 +267,7 @@ class DeviceAgent:
             ip=where.ip,
             firmware_version=self.identity.firmware_version,
             device_name=credentials.device_name,
+            cloud=cloud,
         )
         reboots = LATE_REBOOTS if self.fault is FaultProfile.LATE else 0
         flaps = 1 if self.fault is FaultProfile.FLAPS else 0

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import random
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgspec
 
@@ -121,6 +123,8 @@ async def loopback_fleet(
             ]
         )
         api = DeviceApi(sleep=sleep)
+        # Each device's files (a thermal camera's cloud configuration) under one directory.
+        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fleet-")))
         devices: list[SimulatedDevice] = []
         sockets = []
         for index, mac in enumerate(macs):
@@ -130,8 +134,9 @@ async def loopback_fleet(
                 rssi=-rng.randint(35, 80),
             )  # fmt: skip
             agent = DeviceAgent(
-                identity, world.switch(mac), fault=faults[mac], timing=timing, sleep=sleep
-            )
+                identity, world.switch(mac), fault=faults[mac], timing=timing, sleep=sleep,
+                cloud_dir=home / mac.replace(":", "").lower(),
+            )  # fmt: skip
             sock = stack.enter_context(
                 contextlib.closing(listen(device_address(index), device_port))
             )
