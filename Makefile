@@ -59,7 +59,7 @@ check: $(STAMP)
 
 # Each is `python -m <module>`; a benchmark joins by adding its module here. Every one runs even
 # when an earlier one fails; the target then fails.
-BENCHMARKS := bench.testbed bench.discovery bench.cloud
+BENCHMARKS := bench.testbed bench.discovery bench.cloud bench.engine
 
 bench: $(STAMP)
 	@failed=(); \
