@@ -45,7 +45,6 @@ import httpx
 import msgspec
 
 from orchestrator.device.lifecycle import Phase
-from orchestrator.device.network import TargetNetwork
 from orchestrator.device.settings import AgentTiming
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.service import open_store, utc_now
@@ -67,7 +66,6 @@ SESSION_CONFIG = {
     "provisioning_timeout_seconds": 120,
     "verification_timeout_seconds": 90,
 }
-TARGET_SUBNET = "10.42.0.0/16"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
@@ -423,30 +421,18 @@ async def measure(
     spec = FleetSpec(devices=devices, seed=seed)
     timing = agent_timing(join_delay_s)
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as work:
-        async with loopback_fleet(
-            spec, timing=timing, broker_admin=admin, device_port=free_port()
-        ) as fleet:
-            _widen_target_network(fleet)
-            async with orchestrator(fleet, Path(work), wave=wave) as appliance:
-                return await _batch(
-                    fleet,
-                    appliance,
-                    child_pid("mosquitto"),
-                    Run(scenario=scenario, devices=devices, join_delay_s=join_delay_s, wave=wave),
-                )
-
-
-def _widen_target_network(fleet: Fleet) -> None:
-    """The fleet's target network leases from a /24: past 253 devices the rest would fail to
-    join (dhcp_failed). The same network, with room for any fleet."""
-    fleet.networks.add(
-        TargetNetwork(
-            fleet.spec.target_ssid,
-            fleet.spec.target_password,
-            broker=(fleet.broker.host, fleet.broker.port),
-            subnet=TARGET_SUBNET,
-        )
-    )
+        async with (
+            loopback_fleet(
+                spec, timing=timing, broker_admin=admin, device_port=free_port()
+            ) as fleet,
+            orchestrator(fleet, Path(work), wave=wave) as appliance,
+        ):
+            return await _batch(
+                fleet,
+                appliance,
+                child_pid("mosquitto"),
+                Run(scenario=scenario, devices=devices, join_delay_s=join_delay_s, wave=wave),
+            )
 
 
 async def _batch(fleet: Fleet, appliance: Orchestrator, broker: int | None, run: Run) -> Run:

@@ -118,7 +118,11 @@ async def loopback_fleet(
         world = SimulatedNetworks(
             [
                 TargetNetwork(
-                    spec.target_ssid, spec.target_password, broker=(broker.host, broker.port)
+                    spec.target_ssid,
+                    spec.target_password,
+                    broker=(broker.host, broker.port),
+                    # Room for every device of the biggest fleet (a /24 holds 254).
+                    subnet="10.42.0.0/16",
                 )
             ]
         )
