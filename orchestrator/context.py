@@ -43,3 +43,6 @@ def configure_logging(level: str) -> None:
     # aiosqlite logs every statement with its parameters at DEBUG: noise, and a place secrets
     # could end up if a parameter ever held one.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # httpx logs every request at INFO: one line per device probe and delivery is noise that
+    # costs CPU in big batches (device-scoped outcomes are logged by the engine).
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -5,7 +5,8 @@ event log agree on the order of things."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 import msgspec
@@ -25,10 +26,32 @@ from orchestrator.domain.errors import ErrorCode, OrchestratorError
 from orchestrator.domain.events import EventType, Payload, SessionStatus
 from orchestrator.domain.mac import Mac
 from orchestrator.domain.network import NetworkStatus
-from orchestrator.domain.session import Session, SessionSnapshot
+from orchestrator.domain.session import Session, SessionCounts, SessionSnapshot
 from orchestrator.ports.devices import OnboardingNetwork
 from orchestrator.ports.events import EventPublisher
 from orchestrator.ports.storage import Store
+
+
+class CandidateIndex(dict[Mac, Candidate]):
+    """A driven session's candidates by MAC, with a running tally of their states, so the
+    session's counts cost O(1) per change however big the batch."""
+
+    def __init__(self, candidates: Mapping[Mac, Candidate] | None = None) -> None:
+        super().__init__()
+        self.states: Counter[CandidateState] = Counter()
+        for mac, candidate in (candidates or {}).items():
+            self[mac] = candidate
+
+    def __setitem__(self, mac: Mac, candidate: Candidate) -> None:
+        old = self.get(mac)
+        if old is not None:
+            self.states[old.state] -= 1
+        self.states[candidate.state] += 1
+        super().__setitem__(mac, candidate)
+
+    def __delitem__(self, mac: Mac) -> None:
+        self.states[self[mac].state] -= 1
+        super().__delitem__(mac)
 
 
 class Driven(msgspec.Struct, kw_only=True):
@@ -37,6 +60,17 @@ class Driven(msgspec.Struct, kw_only=True):
     session: Session
     candidates: dict[Mac, Candidate]
     task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.candidates, CandidateIndex):
+            self.candidates = CandidateIndex(self.candidates)
+
+    def snapshot(self) -> SessionSnapshot:
+        """The complete session, its counts from the running tally."""
+        candidates = self.candidates
+        if isinstance(candidates, CandidateIndex):
+            return SessionSnapshot.counted(self.session, SessionCounts.of_states(candidates.states))
+        return SessionSnapshot.of(self.session, candidates.values())
 
 
 class Registry:
@@ -149,7 +183,7 @@ class Registry:
 
     async def publish_session(self, driven: Driven) -> None:
         """Publish the complete session (its counts changed or its state did)."""
-        snapshot = SessionSnapshot.of(driven.session, driven.candidates.values())
+        snapshot = driven.snapshot()
         await self.publish(
             EventType.SESSION_STATUS, SessionStatus(session=snapshot), driven.session.id
         )
