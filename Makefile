@@ -27,7 +27,7 @@ help:
 	@echo "make check      ruff check, ruff format --check, mypy, lint-imports"
 	@echo "make bench      run the benchmarks ($(BENCHMARKS)); reports go to bench/results/"
 	@echo "make contracts  regenerate contracts/ (OpenAPI, settings schema, device protocol) from the code"
-	@echo "make run        serve on http://$(RUN_HOST):$(RUN_PORT)/ with a throwaway data dir and API key"
+	@echo "make run        the demo on http://$(RUN_HOST):$(RUN_PORT)/: the appliance and a simulated fleet of 12 devices"
 	@echo "make lock       regenerate requirements.lock and requirements-dev.lock (LOCK_ARGS=--upgrade to upgrade)"
 	@echo "make clean      remove $(VENV) and the tool caches"
 
@@ -71,19 +71,11 @@ bench: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/python -m orchestrator.contracts contracts
 
+# The demo: the appliance, a Mosquitto broker and a simulated fleet of 12 devices, all on
+# loopback, with throwaway data; it prints the console URL, an API key, the TOTP QR code and
+# requests to try. exec: Ctrl-C and a SIGTERM to make reach the demo itself, which stops cleanly.
 run: $(STAMP)
-	@dir=$$(mktemp -d /tmp/orchestrator-run.XXXXXX); \
-	key=$$($(BIN)/orchestrator apikey create --name make-run --data-dir "$$dir"); \
-	echo "TOTP step-up (starting a batch and allowlist changes need a code): scan this"; \
-	$(BIN)/orchestrator totp enroll --account make-run --data-dir "$$dir"; \
-	echo "Orchestrator:  http://$(RUN_HOST):$(RUN_PORT)/"; \
-	echo "Health:        http://$(RUN_HOST):$(RUN_PORT)/api/v1/health"; \
-	echo "Data dir:      $$dir (throwaway; delete it when done)"; \
-	echo "API key:       $$key"; \
-	echo "Try:           curl -H \"X-API-Key: $$key\" http://$(RUN_HOST):$(RUN_PORT)/api/v1/provisioning/allowlist"; \
-	echo "Live events:   curl -N -H \"X-API-Key: $$key\" http://$(RUN_HOST):$(RUN_PORT)/api/v1/provisioning/batch/events"; \
-	echo "Step up:       curl -H \"X-API-Key: $$key\" -H 'Content-Type: application/json' -d '{\"code\":\"123456\"}' http://$(RUN_HOST):$(RUN_PORT)/api/v1/auth/step-up"; \
-	exec $(BIN)/orchestrator serve --data-dir "$$dir" --host $(RUN_HOST) --port $(RUN_PORT)
+	exec $(BIN)/orchestrator demo --host $(RUN_HOST) --port $(RUN_PORT)
 
 # uv comes from the dev extra (it echoes the whole file on stdout, hence >/dev/null). The dev lock
 # is constrained to the runtime lock so the tests run exactly the versions the appliance runs.

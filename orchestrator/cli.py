@@ -16,6 +16,7 @@ from pathlib import Path
 from orchestrator import __version__
 from orchestrator.batch.allowlist import AllowlistDraft, AllowlistService
 from orchestrator.context import configure_logging
+from orchestrator.demo.cli import add_demo_parser, run_demo
 from orchestrator.domain.allowlist_csv import parse_allowlist_csv
 from orchestrator.domain.errors import OrchestratorError
 from orchestrator.security.apikeys import ApiKeys
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     import_cmd.add_argument("file", type=Path, help="the CSV file ('-' reads standard input)")
     add_simulate_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 
@@ -162,9 +164,11 @@ async def _allowlist(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one branch per command
     """Entry point of the `orchestrator` command."""
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
     if args.command == "simulate":
         # The simulator is not the appliance: it reads no appliance configuration.
         configure_logging("INFO")

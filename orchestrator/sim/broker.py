@@ -21,7 +21,18 @@ log = logging.getLogger(__name__)
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_CTRL = "/usr/bin/mosquitto_ctrl"
-DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+DYNSEC_PLUGIN_NAME = "mosquitto_dynamic_security.so"
+
+
+def dynsec_plugin() -> str:
+    """The dynamic security plugin of Debian's mosquitto package, for this machine's
+    architecture (x86_64 in CI, aarch64 on the Pi)."""
+    found = sorted(Path("/usr/lib").glob(f"*/{DYNSEC_PLUGIN_NAME}"))
+    if not found:
+        raise BrokerError(f"{DYNSEC_PLUGIN_NAME} not found under /usr/lib: install mosquitto")
+    return str(found[0])
+
+
 DYNSEC_FILE = "dynamic-security.json"
 READY_MARKER = "running"
 START_TIMEOUT_S = 10.0
@@ -83,7 +94,7 @@ def broker_config(
     if acl_file is not None:
         lines.append(f"acl_file {acl_file}")
     if dynsec_file is not None:
-        lines += [f"plugin {DYNSEC_PLUGIN}", f"plugin_opt_config_file {dynsec_file}"]
+        lines += [f"plugin {dynsec_plugin()}", f"plugin_opt_config_file {dynsec_file}"]
     if os.geteuid() == 0:
         # As root, Mosquitto would switch to the `mosquitto` user, which cannot read our
         # private temporary directory.

@@ -1,0 +1,1 @@
+"""`orchestrator demo`: the appliance against a simulated fleet, for a newcomer's first batch."""
