@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator import __version__
-from orchestrator.batch.allowlist import AllowlistDraft, AllowlistService
+from orchestrator.client.commands import CLIENT_COMMANDS, add_client_parsers, run_client
 from orchestrator.context import configure_logging
 from orchestrator.demo.cli import add_demo_parser, run_demo
-from orchestrator.domain.allowlist_csv import parse_allowlist_csv
-from orchestrator.domain.errors import OrchestratorError
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.secretbox import SecretBox
 from orchestrator.security.totp_enrollment import enroll_totp
@@ -65,14 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the enrolled seed (authenticator entries of the old one stop working)",
     )
-    allowlist = commands.add_parser("allowlist", help="the devices trusted to receive credentials")
-    allowlist_actions = allowlist.add_subparsers(dest="action", required=True)
-    import_cmd = allowlist_actions.add_parser(
-        "import",
-        parents=[common],
-        help="add or update entries from a CSV file (mac,description,container_id)",
-    )
-    import_cmd.add_argument("file", type=Path, help="the CSV file ('-' reads standard input)")
+    add_client_parsers(commands)
     add_simulate_parser(commands)
     add_demo_parser(commands)
     return parser
@@ -139,32 +130,7 @@ async def _totp(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _allowlist(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        text = sys.stdin.read() if str(args.file) == "-" else args.file.read_text("utf-8")
-        rows = parse_allowlist_csv(text)
-    except (OSError, UnicodeDecodeError) as error:
-        print(f"orchestrator: cannot read {args.file}: {error}", file=sys.stderr)
-        return 1
-    except OrchestratorError as error:
-        print(f"orchestrator: {error.message}: {error.details}", file=sys.stderr)
-        return 1
-    async with open_store(settings) as store:
-        outcome = await AllowlistService(store, utc_now).import_entries(
-            [
-                AllowlistDraft(mac=r.mac, description=r.description, container_id=r.container_id)
-                for r in rows
-            ]
-        )
-    print(
-        f"imported {len(rows)} rows from {args.file}: {outcome.added} added, "
-        f"{outcome.updated} updated, {outcome.unchanged} unchanged",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one branch per command
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `orchestrator` command."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
@@ -175,6 +141,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one branc
         # One uvicorn per device on the namespace tier: their start/stop lines are noise.
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
         return simulate(args)
+    if args.command in CLIENT_COMMANDS:
+        # A client of a running appliance: its URL and key, never the appliance's files.
+        return run_client(args)
+    return _on_this_appliance(args)
+
+
+def _on_this_appliance(args: argparse.Namespace) -> int:
+    """The commands that run the appliance or open its database: `serve`, `apikey`, `totp`."""
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -191,6 +165,4 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one branc
         return 0
     if args.command == "totp":
         return asyncio.run(_totp(args, settings))
-    if args.command == "allowlist":
-        return asyncio.run(_allowlist(args, settings))
     return asyncio.run(_apikey(args, settings))

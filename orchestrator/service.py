@@ -24,6 +24,7 @@ from orchestrator.api.streams import Streams
 from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
 from orchestrator.batch.pairing import PairingService
+from orchestrator.batch.report import ReportService
 from orchestrator.batch.service import BatchRules, BatchService
 from orchestrator.batch.unavailable import NoEngine
 from orchestrator.edges import Edges, appliance_edges
@@ -133,6 +134,7 @@ async def run_appliance(
             api_keys=ApiKeys(store.api_keys, clock),
             auditor=auditor,
             step_up=StepUp(store.totp, sealer, auditor, clock, settings.security),
+            reports=ReportService(store, clock),
             database_health=store.health,
             version=__version__,
             metrics=metrics,

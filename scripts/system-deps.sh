@@ -13,6 +13,7 @@ set -euo pipefail
 PACKAGES=(
     busybox      # udhcpc: the DHCP client of the test bed's simulated devices
     ca-certificates
+    chromium     # the browser the console's Playwright tests drive (never a downloaded one)
     dnsmasq-base # DHCP on the onboarding network (the test bed's too); no DNS service started
     iproute2     # network namespaces, bridges and veths of the test bed
     make

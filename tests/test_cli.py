@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 import orchestrator
+from orchestrator.cli import main
 from orchestrator.settings import DATABASE_FILE, SECRET_KEY_FILE
 
 CLI = [sys.executable, "-m", "orchestrator"]
@@ -251,12 +252,13 @@ class Served:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path) -> Iterator[Served]:
-    """Start `serve` on a free loopback port and yield once uvicorn says it listens; the process
-    is killed on the way out whatever happened."""
+def serving(data_dir: Path, *extra: str) -> Iterator[Served]:
+    """Start `serve` (with `extra` arguments) on a free loopback port and yield once uvicorn
+    says it listens; the process is killed on the way out whatever happened."""
     port = free_port()
+    command = [*CLI, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-        [*CLI, "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+        [*command, "--port", str(port), *extra],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -362,26 +364,78 @@ def test_sigterm_with_event_streams_open_ends_them_and_exits(tmp_path: Path) -> 
     assert "Waiting for connections to close" not in "".join(served.stderr.seen)
 
 
-def test_allowlist_import_adds_then_updates_from_a_csv_file(tmp_path: Path) -> None:
+# --- client commands (over the API of a running appliance) --------------------------------------
+
+
+def step_up_off(tmp_path: Path) -> Path:
+    """A configuration without TOTP step-up (its own tests are in tests/client)."""
+    config = tmp_path / "orchestrator.toml"
+    config.write_text("[security]\ntotp_required_for = []\n", encoding="utf-8")
+    return config
+
+
+def test_allowlist_import_sends_the_csv_to_a_running_appliance(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    key = create_key(data)
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text("mac,description,container_id\naa-bb-cc-dd-ee-01,Dock 1,C-1\n")
-    first = run_cli("allowlist", "import", csv_file, "--data-dir", data)
+    with serving(data, "--config", str(step_up_off(tmp_path))) as served:
+        first = run_cli("allowlist", "import", csv_file, "--url", served.base_url, "--api-key", key)
+        csv_file.write_text("aa-bb-cc-dd-ee-01,Dock 2\naa-bb-cc-dd-ee-02\n")
+        second = run_cli(
+            "allowlist", "import", csv_file, "--url", served.base_url, "--api-key", key
+        )
+        with http_client(served) as client:
+            listed = client.get("/api/v1/provisioning/allowlist", headers={"X-API-Key": key})
     assert first.returncode == 0, first.stderr
     assert "1 added, 0 updated, 0 unchanged" in first.stderr
-    csv_file.write_text("aa-bb-cc-dd-ee-01,Dock 2\naa-bb-cc-dd-ee-02\n")
-    second = run_cli("allowlist", "import", csv_file, "--data-dir", data)
+    assert second.returncode == 0, second.stderr
     assert "1 added, 1 updated, 0 unchanged" in second.stderr
+    entries = listed.json()["data"]["entries"]
+    assert [(e["mac"], e.get("description")) for e in entries] == [
+        ("AA:BB:CC:DD:EE:01", "Dock 2"),
+        ("AA:BB:CC:DD:EE:02", None),
+    ]
 
 
 def test_allowlist_import_of_a_bad_file_names_the_line_and_imports_nothing(
     tmp_path: Path,
 ) -> None:
+    data = tmp_path / "data"
+    key = create_key(data)
     csv_file = tmp_path / "devices.csv"
     csv_file.write_text("aa-bb-cc-dd-ee-01\nnonsense\n")
-    result = run_cli("allowlist", "import", csv_file, "--data-dir", tmp_path / "data")
+    with serving(data, "--config", str(step_up_off(tmp_path))) as served:
+        result = run_cli(
+            "allowlist", "import", csv_file, "--url", served.base_url, "--api-key", key
+        )
     assert result.returncode == 1
     assert "line 2: 'nonsense' is not a MAC address" in result.stderr
-    again = run_cli("allowlist", "import", tmp_path / "missing.csv", "--data-dir", tmp_path)
-    assert again.returncode == 1
+    again = run_cli("allowlist", "import", tmp_path / "missing.csv", "--api-key", key)
+    assert again.returncode == 2
     assert "cannot read" in again.stderr
+
+
+def test_client_commands_need_an_api_key_and_never_touch_the_data_dir(tmp_path: Path) -> None:
+    result = run_cli("batch", "status", "--url", f"http://127.0.0.1:{free_port()}")
+
+    assert result.returncode == 2
+    assert "no API key: pass --api-key or set ORCHESTRATOR_API_KEY" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+COMMANDS = [
+    "serve", "apikey list", "totp enroll", "allowlist import", "batch start", "batch status",
+    "batch follow", "batch provision-all", "report", "simulate", "demo",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_is_registered_with_its_help(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command.split(), "--help"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: orchestrator {command}")

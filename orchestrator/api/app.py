@@ -17,11 +17,13 @@ from orchestrator.api.routes import (
     audit,
     auth,
     batch,
+    console,
     console_session,
     events,
     health,
     metrics,
     pairing,
+    report,
     sessions,
 )
 from orchestrator.api.state import Services, state_for
@@ -65,6 +67,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
             Router("/allowlist", route_handlers=allowlist.HANDLERS),
             Router("/pairing", route_handlers=pairing.HANDLERS),
             Router("/sessions", route_handlers=sessions.HANDLERS),
+            *report.HANDLERS,
             health.network_status,
             *audit.HANDLERS,
         ],
@@ -75,6 +78,7 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
             metrics.metrics,
             provisioning,
             Router("/api/v1/auth", route_handlers=[*console_session.HANDLERS, *auth.HANDLERS]),
+            *console.HANDLERS,
         ],
         dependencies={
             "services": Provide(lambda: services, sync_to_thread=False),

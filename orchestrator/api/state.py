@@ -10,6 +10,7 @@ from litestar import Litestar
 from orchestrator.batch.allowlist import AllowlistService
 from orchestrator.batch.audit import Auditor
 from orchestrator.batch.pairing import PairingService
+from orchestrator.batch.report import ReportService
 from orchestrator.batch.service import BatchService
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.security.stepup import StepUp
@@ -27,6 +28,7 @@ class Services(msgspec.Struct, frozen=True, kw_only=True):
     api_keys: ApiKeys
     auditor: Auditor
     step_up: StepUp
+    reports: ReportService
     database_health: Callable[[], Awaitable[str]]
     version: str
     metrics: Metrics | None = None
