@@ -4,6 +4,7 @@ run (CI sets ORCHESTRATOR_TESTS_NO_SKIP=1), a skip is a failure."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Generator
 
@@ -24,6 +25,18 @@ def pytest_runtest_makereport(
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped, but {NO_SKIP}=1 demands that every test runs: {reason}"
+
+
+@pytest.fixture(autouse=True)
+def restored_logging() -> Generator[None, None, None]:
+    """Undo a test's `configure_logging` (the CLI's `main` run in-process calls it): its
+    handler writes to the stderr pytest captured for that test, which is closed afterwards,
+    and every later log line would print a logging error instead."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
