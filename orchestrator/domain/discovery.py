@@ -29,6 +29,12 @@ class SourceKind(enum.StrEnum):
     """An ARP sweep of the onboarding subnet."""
 
 
+NOTHING_TO_ASK = frozenset({"provisioned"})
+"""Advertised states a probe would learn nothing from: a device that took its credentials is
+leaving for the target network (the engine has its receipt). Asking anyway costs a request
+per device in every batch. (The protocol's DeviceState.PROVISIONED value.)"""
+
+
 class Clue(msgspec.Struct, frozen=True, kw_only=True):
     """One observation of one device by one source."""
 
@@ -115,7 +121,7 @@ class DiscoveryTable:
         new_state = clue.state is not None and clue.state != device.state
         if clue.state is not None:
             device.state = clue.state
-        if returned or new_state:
+        if returned or (new_state and clue.state not in NOTHING_TO_ASK):
             device.probed_ip = None
         return self._probe_if_due(clue.mac, device)
 

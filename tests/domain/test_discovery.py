@@ -45,6 +45,17 @@ def test_a_new_address_or_state_is_probed_again() -> None:
     ]
 
 
+def test_a_device_taking_its_credentials_is_not_asked_again_but_a_failed_one_is() -> None:
+    table = DiscoveryTable()
+    table.clue(clue(ip="10.42.0.5"))
+    table.probed(A, "10.42.0.5", state="unprovisioned")
+    mdns = SourceKind.MDNS
+    assert table.clue(clue(source=mdns, ip="10.42.0.5", state="provisioned")) == []
+    assert table.clue(clue(source=mdns, ip="10.42.0.5", state="failed")) == [
+        Probe(mac=A, ip="10.42.0.5")
+    ]
+
+
 def test_an_address_that_changed_during_the_probe_is_probed_after_it() -> None:
     table = DiscoveryTable()
     table.clue(clue(ip="10.42.0.5"))
