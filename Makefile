@@ -19,12 +19,14 @@ STAMP := $(VENV)/.installed
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal \
 	--python-version 3.11 --custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: help venv test check bench contracts run lock clean
+.PHONY: help venv test check deploy-lint deploy-test bench contracts run lock clean
 
 help:
 	@echo "make venv       system packages (scripts/system-deps.sh), then $(VENV) from requirements-dev.lock"
 	@echo "make test       run the test suite (PYTEST_ARGS='...' is passed to pytest)"
-	@echo "make check      ruff check, ruff format --check, mypy, lint-imports"
+	@echo "make check      ruff check, ruff format --check, mypy, lint-imports, deploy-lint"
+	@echo "make deploy-lint  ansible-playbook --syntax-check and ansible-lint (production) on ansible/"
+	@echo "make deploy-test  as root: apply the playbook to a booted Debian container, twice, reboot, check"
 	@echo "make bench      run the benchmarks ($(BENCHMARKS)); reports go to bench/results/"
 	@echo "make contracts  regenerate contracts/ (OpenAPI, settings schema, device protocol) from the code"
 	@echo "make run        the demo on http://$(RUN_HOST):$(RUN_PORT)/: the appliance and a simulated fleet of 12 devices"
@@ -43,8 +45,22 @@ $(STAMP): requirements-dev.lock pyproject.toml scripts/system-deps.sh
 	$(BIN)/python -m pip install --no-deps -e .
 	touch $@
 
+# The deployment test joins where it can run (root, systemd-nspawn, debootstrap); elsewhere it
+# is skipped with the reason, unless ORCHESTRATOR_TESTS_NO_SKIP is set (CI), where that fails.
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+	@missing=(); \
+	[ "$$(id -u)" -eq 0 ] || missing+=("root"); \
+	command -v systemd-nspawn >/dev/null || missing+=("systemd-nspawn"); \
+	command -v debootstrap >/dev/null || missing+=("debootstrap"); \
+	if [ "$${#missing[@]}" -eq 0 ]; then \
+		$(MAKE) --no-print-directory deploy-test; \
+	elif [ -n "$${ORCHESTRATOR_TESTS_NO_SKIP-}" ]; then \
+		echo "make test: deploy-test cannot run here (needs: $${missing[*]}) and ORCHESTRATOR_TESTS_NO_SKIP is set" >&2; \
+		exit 1; \
+	else \
+		echo "make test: SKIPPED deploy-test (needs: $${missing[*]}); run as root: scripts/system-deps.sh && make deploy-test"; \
+	fi
 
 # Runs every tool even when an earlier one fails, then fails if any did. lint-imports takes 0.2 s
 # uncached, and --no-cache keeps its .import_linter_cache/ out of the working tree.
@@ -54,8 +70,25 @@ check: $(STAMP)
 	echo "== ruff format --check"; $(BIN)/ruff format --check . || failed+=("ruff format"); \
 	echo "== mypy"; $(BIN)/mypy || failed+=("mypy"); \
 	echo "== lint-imports"; $(BIN)/lint-imports --no-cache || failed+=("lint-imports"); \
+	echo "== deploy-lint"; $(MAKE) --no-print-directory deploy-lint || failed+=("deploy-lint"); \
 	if [ "$${#failed[@]}" -ne 0 ]; then echo "make check: FAILED: $${failed[*]}" >&2; exit 1; fi; \
 	echo "make check: all passed"
+
+# The playbook, as CI applies it: a syntax check with the CI inventory (its test-only vault
+# password), then ansible-lint's production profile (settings in ansible/.ansible-lint). The
+# collections come from the `ansible` package in the venv (Galaxy is unreachable from CI).
+ANSIBLE_ENV := cd ansible && PATH="$(abspath $(BIN)):$$PATH" \
+	ANSIBLE_VAULT_PASSWORD_FILE=inventories/ci/vault-password-for-ci-only
+deploy-lint: $(STAMP)
+	$(ANSIBLE_ENV) ansible-playbook --syntax-check -i inventories/ci/hosts.yml site.yml
+	$(ANSIBLE_ENV) ansible-lint
+
+# The deployment test (deploytest/): needs root, systemd-nspawn and debootstrap. Caches the
+# Debian root and the wheelhouse under /var/cache/orchestrator-deploy-test (DEPLOY_TEST_CACHE);
+# DEPLOY_TEST_ARGS='--keep -v' keeps the run's logs.
+DEPLOY_TEST_ARGS ?=
+deploy-test: $(STAMP)
+	$(BIN)/python -m deploytest $(DEPLOY_TEST_ARGS)
 
 # Each is `python -m <module>`; a benchmark joins by adding its module here. Every one runs even
 # when an earlier one fails; the target then fails.

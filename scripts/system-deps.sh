@@ -14,6 +14,7 @@ PACKAGES=(
     busybox      # udhcpc: the DHCP client of the test bed's simulated devices
     ca-certificates
     chromium     # the browser the console's Playwright tests drive (never a downloaded one)
+    debootstrap  # the deployment test's Debian bookworm root (make deploy-test)
     dnsmasq-base # DHCP on the onboarding network (the test bed's too); no DNS service started
     iproute2     # network namespaces, bridges and veths of the test bed
     make
@@ -21,6 +22,7 @@ PACKAGES=(
     python3
     python3-venv
     sqlite3
+    systemd-container # systemd-nspawn: boots the deployment test's root (make deploy-test)
 )
 
 usage() {

@@ -1,0 +1,1 @@
+"""The deployment test: the playbook applied to a booted Debian bookworm container, then checked."""
