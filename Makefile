@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 UV_COMPILE := $(BIN)/uv pip compile pyproject.toml --generate-hashes --universal \
 	--python-version 3.11 --custom-compile-command "make lock" $(LOCK_ARGS)
 
-.PHONY: help venv test check deploy-lint deploy-test bench contracts run lock clean
+.PHONY: help venv test check deploy-lint deploy-test bench contracts docs run lock clean
 
 help:
 	@echo "make venv       system packages (scripts/system-deps.sh), then $(VENV) from requirements-dev.lock"
@@ -28,7 +28,8 @@ help:
 	@echo "make deploy-lint  ansible-playbook --syntax-check and ansible-lint (production) on ansible/"
 	@echo "make deploy-test  as root: apply the playbook to a booted Debian container, twice, reboot, check"
 	@echo "make bench      run the benchmarks ($(BENCHMARKS)); reports go to bench/results/"
-	@echo "make contracts  regenerate contracts/ (OpenAPI, settings schema, device protocol) from the code"
+	@echo "make contracts  regenerate contracts/ (OpenAPI, TypeScript types, settings schema, device protocol) from the code"
+	@echo "make docs       regenerate docs/diagrams/*.mmd and docs/state-machines.md from the transition tables"
 	@echo "make run        the demo on http://$(RUN_HOST):$(RUN_PORT)/: the appliance and a simulated fleet of 12 devices"
 	@echo "make lock       regenerate requirements.lock and requirements-dev.lock (LOCK_ARGS=--upgrade to upgrade)"
 	@echo "make clean      remove $(VENV) and the tool caches"
@@ -36,13 +37,14 @@ help:
 venv: $(STAMP)
 
 # A venv whose interpreter is gone (a removed pyenv version, say) is rebuilt from scratch.
-$(STAMP): requirements-dev.lock pyproject.toml scripts/system-deps.sh
+$(STAMP): requirements-dev.lock pyproject.toml scripts/system-deps.sh scripts/fetch-mermaid.sh
 	scripts/system-deps.sh
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "$(PYTHON) is older than Python 3.11; run make with PYTHON=python3.11" >&2; exit 1; }
 	if ! $(BIN)/python -c '' 2>/dev/null; then $(PYTHON) -m venv --clear $(VENV); fi
 	$(BIN)/python -m pip install --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install --no-deps -e .
+	scripts/fetch-mermaid.sh $(VENV)/share/mermaid
 	touch $@
 
 # The deployment test joins where it can run (root, systemd-nspawn, debootstrap); elsewhere it
@@ -103,6 +105,9 @@ bench: $(STAMP)
 
 contracts: $(STAMP)
 	$(BIN)/python -m orchestrator.contracts contracts
+
+docs: $(STAMP)
+	$(BIN)/python -m orchestrator.diagrams docs/diagrams
 
 # The demo: the appliance, a Mosquitto broker and a simulated fleet of 12 devices, all on
 # loopback, with throwaway data; it prints the console URL, an API key, the TOTP QR code and

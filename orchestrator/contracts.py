@@ -17,6 +17,7 @@ import msgspec
 from orchestrator.api.openapi import render as render_openapi
 from orchestrator.protocol.document import contract_files as device_protocol_files
 from orchestrator.settings import Settings
+from orchestrator.typescript import render as render_typescript
 
 
 def render_settings_schema() -> str:
@@ -50,6 +51,7 @@ def _sorted_set_defaults(node: Any) -> Any:
 CONTRACTS: dict[str, Callable[[], str]] = {
     "openapi.json": render_openapi,
     "settings.schema.json": render_settings_schema,
+    "v1-api.ts": render_typescript,
     **device_protocol_files(),
 }
 """File names under contracts/ (nested paths allowed) and the functions rendering them."""

@@ -13,6 +13,7 @@ set -euo pipefail
 PACKAGES=(
     busybox      # udhcpc: the DHCP client of the test bed's simulated devices
     ca-certificates
+    curl         # scripts/fetch-mermaid.sh; the docs' runnable snippets (tests/docs/test_snippets.py)
     chromium     # the browser the console's Playwright tests drive (never a downloaded one)
     debootstrap  # the deployment test's Debian bookworm root (make deploy-test)
     dnsmasq-base # DHCP on the onboarding network (the test bed's too); no DNS service started

@@ -1,0 +1,1 @@
+"""Tests of the documentation: generated pages, diagrams that render, snippets that run."""
