@@ -90,6 +90,7 @@ async def run_appliance(
             store.events,
             queue_size=settings.streams.queue_size,
             keep_last=settings.storage.event_log_keep,
+            atomic=store.atomic,
         )
         await bus.start()
         # Ends open event streams when the appliance stops, however it stops.

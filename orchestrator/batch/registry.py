@@ -106,9 +106,10 @@ class Registry:
     async def save_session(self, driven: Driven, session: Session, action: str) -> None:
         """Store a changed session, audit it as `action` and publish it."""
         driven.session = session
-        await self.store.sessions.save(session)
-        await self.audit.record(action, session_id=session.id, detail=str(session.state))
-        await self.publish_session(driven)
+        async with self.store.atomic():
+            await self.store.sessions.save(session)
+            await self.audit.record(action, session_id=session.id, detail=str(session.state))
+            await self.publish_session(driven)
 
     async def move(
         self,
@@ -120,7 +121,7 @@ class Registry:
         *,
         cloud: CloudRegistration | None = None,
     ) -> Candidate:
-        """Apply `event` to one candidate: store, audit, publish."""
+        """Apply `event` to one candidate: store, audit, publish (one unit of work)."""
         updated = apply_candidate_event(
             candidate,
             event,
@@ -129,9 +130,10 @@ class Registry:
             failure=failure,
             cloud=cloud,
         )
-        await self.store.candidates.save(updated)
-        driven.candidates[updated.mac] = updated
-        await self._after_move(driven, [(candidate, updated)], action)
+        async with self.store.atomic():
+            await self.store.candidates.save(updated)
+            driven.candidates[updated.mac] = updated
+            await self._after_move(driven, [(candidate, updated)], action)
         return updated
 
     async def move_many(self, driven: Driven, macs: Iterable[Mac], event: CandidateEvent) -> None:
@@ -148,17 +150,19 @@ class Registry:
         ]
         if not pairs:
             return
-        await self.store.candidates.save_many([new for _, new in pairs])
-        for _, new in pairs:
-            driven.candidates[new.mac] = new
-        await self._after_move(driven, pairs, f"device.{event}")
+        async with self.store.atomic():
+            await self.store.candidates.save_many([new for _, new in pairs])
+            for _, new in pairs:
+                driven.candidates[new.mac] = new
+            await self._after_move(driven, pairs, f"device.{event}")
 
     async def amend_failure(self, driven: Driven, candidate: Candidate, failure: Failure) -> None:
         """Replace the reason of a failed candidate with a better one (the device's own)."""
         updated = msgspec.structs.replace(candidate, failure=failure, updated_at=self.clock())
-        await self.store.candidates.save(updated)
-        driven.candidates[updated.mac] = updated
-        await self._after_move(driven, [(candidate, updated)], "device.failure_reported")
+        async with self.store.atomic():
+            await self.store.candidates.save(updated)
+            driven.candidates[updated.mac] = updated
+            await self._after_move(driven, [(candidate, updated)], "device.failure_reported")
 
     async def _after_move(
         self, driven: Driven, pairs: list[tuple[Candidate, Candidate]], action: str

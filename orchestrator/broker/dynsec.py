@@ -40,6 +40,8 @@ class RoleRef(msgspec.Struct, frozen=True, kw_only=True):
 class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
     absent: ClassVar[str | None] = None
     """The error that means the goal already holds (deleting what is not there)."""
+    exists: ClassVar[str | None] = None
+    """The error that means the subject is already there (creating it again)."""
 
     @property
     def name(self) -> str:
@@ -50,6 +52,7 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True, tag_field="command"):
 class CreateRole(_Command, frozen=True, kw_only=True, tag="createRole"):
     """Create a role with its rules."""
 
+    exists: ClassVar[str | None] = "Role already exists"
     rolename: str
     acls: tuple[Acl, ...]
 
@@ -74,6 +77,7 @@ class DeleteRole(_Command, frozen=True, kw_only=True, tag="deleteRole"):
 class CreateClient(_Command, frozen=True, kw_only=True, tag="createClient"):
     """Create a client account bound to one client id."""
 
+    exists: ClassVar[str | None] = "Client already exists"
     username: str
     password: str
     clientid: str
@@ -137,6 +141,14 @@ def grant_commands(account: DeviceAccount) -> tuple[Command, ...]:
     """Replace any account of that username with one that may connect as `account.client_id`
     and publish on `account.status_topic` only. Deleting first makes a re-grant refuse the old
     password and disconnect whoever still uses it."""
+    return (*revoke_commands(account.username), *create_commands(account))
+
+
+def create_commands(account: DeviceAccount) -> tuple[Command, ...]:
+    """Create the account of `grant_commands`, which must not exist yet (AccountExistsError
+    otherwise). Half the commands of a replacement: the plugin rewrites its whole
+    configuration file after each one, so every command costs the broker time that grows
+    with the number of accounts."""
     role = role_name(account.username)
     acls = (
         Acl(acltype="publishClientSend", topic=account.status_topic, allow=True, priority=1),
@@ -145,7 +157,6 @@ def grant_commands(account: DeviceAccount) -> tuple[Command, ...]:
         Acl(acltype="subscribePattern", topic="#", allow=False, priority=0),
     )
     return (
-        *revoke_commands(account.username),
         CreateRole(rolename=role, acls=acls),
         CreateClient(
             username=account.username,
@@ -169,6 +180,11 @@ def encode_batch(commands: Sequence[Command], correlation: str) -> bytes:
     return _ENCODER.encode({"commands": batch})
 
 
+class AccountExistsError(BrokerUnavailableError):
+    """A create command found its subject already there: expected of `create_commands` for
+    an account granted before, a fault anywhere else."""
+
+
 def decode_responses(payload: bytes) -> Responses:
     """Parse a message of RESPONSE_TOPIC (msgspec.DecodeError / ValidationError on garbage)."""
     return _RESPONSES.decode(payload)
@@ -186,7 +202,9 @@ def check_responses(commands: Sequence[Command], answer: Responses) -> None:
             raise BrokerUnavailableError(
                 f"dynamic security answered {response.command!r} to {command.name!r}"
             )
-        if response.error is not None and response.error != command.absent:
-            raise BrokerUnavailableError(
-                f"dynamic security refused {command.name} of {command.subject}: {response.error}"
-            )
+        if response.error is None or response.error == command.absent:
+            continue
+        refused = f"dynamic security refused {command.name} of {command.subject}: {response.error}"
+        if response.error == command.exists:
+            raise AccountExistsError(refused)
+        raise BrokerUnavailableError(refused)

@@ -23,9 +23,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from orchestrator.broker.dynsec import (
     CONTROL_TOPIC,
     RESPONSE_TOPIC,
+    AccountExistsError,
     Command,
     Responses,
     check_responses,
+    create_commands,
     decode_responses,
     encode_batch,
     grant_commands,
@@ -230,9 +232,12 @@ class _Accounts:
         self._admin = admin
 
     async def grant(self, account: DeviceAccount) -> None:
-        """Create or replace the account (one batch: delete, then create)."""
+        """Create the account; replace it (one batch: delete, then create) when it exists."""
         self._check(account.username)
-        await self._link.execute(grant_commands(account))
+        try:
+            await self._link.execute(create_commands(account))
+        except AccountExistsError:
+            await self._link.execute(grant_commands(account))
 
     async def revoke(self, username: str) -> None:
         """Remove the account; the broker disconnects its clients."""

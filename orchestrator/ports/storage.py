@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -289,6 +290,11 @@ class Store(Protocol):
     @property
     def totp(self) -> TotpRepository:
         """The TOTP step-up enrollment."""
+        ...
+
+    def atomic(self) -> AbstractAsyncContextManager[None]:
+        """A unit of work: what the calling task writes inside the block, through any
+        repository, is committed together when it ends, or not at all if it raises."""
         ...
 
     async def health(self) -> str:

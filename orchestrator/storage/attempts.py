@@ -21,7 +21,7 @@ class SqliteAttemptRepository:
 
     async def save(self, attempt: Attempt) -> None:
         """Insert or replace one attempt (its candidate must exist)."""
-        await self._database.execute(
+        await self._database.run(
             f"INSERT INTO attempts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"  # noqa: S608 - constant column list
             " ON CONFLICT (session_id, mac, number) DO UPDATE SET phase = excluded.phase,"
             " updated_at = excluded.updated_at, delivered_at = excluded.delivered_at,"

@@ -66,7 +66,7 @@ class SqliteCandidateRepository:
 
     async def save(self, candidate: Candidate) -> None:
         """Insert or replace one candidate (its session must exist)."""
-        await self._database.execute(_UPSERT, _fields(candidate))
+        await self._database.run(_UPSERT, _fields(candidate))
 
     async def save_many(self, candidates: Sequence[Candidate]) -> None:
         """Insert or replace several candidates in one transaction."""

@@ -61,6 +61,20 @@ class Statements:
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
+    async def control(self, sql: str) -> None:
+        """Run a statement that answers nothing (BEGIN, COMMIT, ...)."""
+        await self.run(sql)
+
+    async def run(self, sql: str, params: Params = ()) -> None:
+        """Run one statement whose row count nobody needs.
+
+        Each call is a trip to the connection's thread, the dominant cost of a write (a
+        queue hand-off and a wake-up each way); `execute` takes two, as its cursor must be
+        closed there too. Hot writes (a candidate, an attempt) use this.
+        """
+        with translated(_describe(sql)):
+            await self._connection.execute_fetchall(sql, params)
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; return how many rows it changed."""
         with translated(_describe(sql)):
@@ -101,11 +115,16 @@ class Database:
         self._statements = Statements(connection)
         self._lock = asyncio.Lock()
         self._closed = False
+        self._owner: asyncio.Task[Any] | None = None
+        """The task whose transaction is open: its statements join it, unlocked."""
 
     @asynccontextmanager
     async def _serialised(self) -> AsyncIterator[Statements]:
         if self._closed:
             raise StorageError("the database is closed")
+        if self._owner is not None and self._owner is asyncio.current_task():
+            yield self._statements
+            return
         async with self._lock:
             yield self._statements
 
@@ -125,6 +144,11 @@ class Database:
         async with self._serialised() as statements:
             return await statements.execute(sql, params)
 
+    async def run(self, sql: str, params: Params = ()) -> None:
+        """Run one statement in autocommit mode, its row count unread (one thread trip)."""
+        async with self._serialised() as statements:
+            await statements.run(sql, params)
+
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run one INSERT in autocommit mode; return the rowid it assigned."""
         async with self._serialised() as statements:
@@ -132,23 +156,36 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises.
+
+        Every statement the same task runs inside the block, through any repository, joins
+        it: a unit of work (a candidate, its audit entry and its events) commits once, with
+        one fsync instead of one each. A transaction opened inside another joins it too.
+        Other tasks wait for the lock, as before.
+        """
+        task = asyncio.current_task()
+        if self._owner is not None and self._owner is task:
+            yield self._statements
+            return
         async with self._serialised() as statements:
             # IMMEDIATE takes the write lock up front, so a second process waits in
             # busy_timeout at BEGIN instead of failing half-way through with SQLITE_BUSY.
-            await statements.execute("BEGIN IMMEDIATE")
+            await statements.control("BEGIN IMMEDIATE")
+            self._owner = task
             try:
                 yield statements
-                await statements.execute("COMMIT")
+                await statements.control("COMMIT")
             except BaseException:
                 await self._rollback(statements)
                 raise
+            finally:
+                self._owner = None
 
     async def _rollback(self, statements: Statements) -> None:
         # SQLite rolls back by itself after some errors (disk full, I/O); then ROLLBACK fails
         # with "no transaction is active", which must not hide the original error.
         try:
-            await statements.execute("ROLLBACK")
+            await statements.control("ROLLBACK")
         except StorageError:
             logger.warning("rollback failed; SQLite had already ended the transaction")
 

@@ -8,7 +8,8 @@ would.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from itertools import islice
 from typing import Final, TypeVar
@@ -436,6 +437,11 @@ class MemoryStore:
         self.events: Final = MemoryEventLog()
         self.api_keys: Final = MemoryApiKeyRepository()
         self.totp: Final = MemoryTotpRepository()
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """Nothing to group: every write is applied at once (and none can fail half-way)."""
+        yield
 
     async def health(self) -> str:
         """Always `ok`: memory does not fail."""

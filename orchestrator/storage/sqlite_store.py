@@ -38,6 +38,12 @@ class SqliteStore:
         self.api_keys: Final = SqliteApiKeyRepository(database)
         self.totp: Final = SqliteTotpRepository(database)
 
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        """A unit of work: one transaction for whatever this task writes in the block."""
+        async with self._database.transaction():
+            yield
+
     async def health(self) -> str:
         """`ok`, or a short description of what is wrong (never raises)."""
         if self._database.is_closed:

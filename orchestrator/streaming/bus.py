@@ -9,7 +9,10 @@ replay what it missed from the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import msgspec
@@ -85,8 +88,16 @@ class Subscription:
 class EventBus:
     """Publishes events to the log and to live subscribers."""
 
-    def __init__(self, log: EventLog, *, queue_size: int = 1000, keep_last: int = 50_000) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        queue_size: int = 1000,
+        keep_last: int = 50_000,
+        atomic: Callable[[], AbstractAsyncContextManager[None]] = contextlib.nullcontext,
+    ) -> None:
         self._log = log
+        self._atomic = atomic
         self._queue_size = queue_size
         self._keep_last = keep_last
         self._subscribers: set[Subscription] = set()
@@ -113,8 +124,11 @@ class EventBus:
     async def publish(self, event: Event) -> int:
         """Append `event` to the log and offer it to every interested subscriber."""
         data = _ENCODER.encode(event)
-        # One lock, so fan-out order is log order and a subscriber never sees seq N+1 before N.
-        async with self._lock:
+        # The store's unit of work first (joined when the caller has one open), then the
+        # bus's lock: always in that order, so a task holding one never waits for the other
+        # held by a task waiting for the first. One lock, so fan-out order is log order and
+        # a subscriber never sees seq N+1 before N.
+        async with self._atomic(), self._lock:
             seq = await self._log.append(event)
             self._head = seq
             frame = Frame(seq=seq, session_id=event.session_id, data=data)

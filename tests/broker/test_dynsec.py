@@ -7,8 +7,10 @@ import msgspec
 import pytest
 
 from orchestrator.broker.dynsec import (
+    AccountExistsError,
     CreateClient,
     check_responses,
+    create_commands,
     decode_responses,
     encode_batch,
     grant_commands,
@@ -142,3 +144,23 @@ def test_a_whole_batch_refused_has_no_correlation() -> None:
 def test_garbage_answers_raise_msgspec_errors(payload: bytes) -> None:
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
         decode_responses(payload)
+
+
+def test_a_first_grant_only_creates() -> None:
+    """Half the commands of a replacement: each one makes the plugin rewrite its file."""
+    a = account(MAC_A, "s3cret")
+    assert grant_commands(a)[2:] == create_commands(a)
+    assert [c.name for c in create_commands(a)] == ["createRole", "createClient"]
+
+
+@pytest.mark.parametrize(
+    "responses",
+    [
+        ("createRole:Role already exists", "createClient"),
+        ("createRole", "createClient:Client already exists"),
+    ],
+)
+def test_creating_what_exists_is_told_apart(responses: tuple[str, ...]) -> None:
+    """The grant then replaces the account instead."""
+    with pytest.raises(AccountExistsError, match="already exists"):
+        check_responses(create_commands(account(MAC_A)), decode_responses(answer(*responses)))

@@ -264,3 +264,53 @@ async def test_an_unopenable_path_is_a_storage_error(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="open"):
         async with open_sqlite_store(tmp_path / "missing" / "dir" / "x.db"):
             pytest.fail("the store must not open")
+
+
+async def test_a_unit_of_work_commits_every_repository_together(db_path: Path) -> None:
+    """What one task writes in `atomic()`, through any repository, is one transaction."""
+    async with open_sqlite_store(db_path) as store:
+        await store.sessions.create(make_session(), b"s")
+
+        async def move_then_fail() -> None:
+            async with store.atomic():
+                await store.candidates.save(make_candidate())
+                await store.audit.append(make_audit())
+                await store.events.append(make_event())
+                # Nested units join the outer one: nothing of theirs commits on its own.
+                async with store.atomic():
+                    await store.candidates.save(make_candidate(n=2))
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            await move_then_fail()
+        assert await store.candidates.list_for("sess_1") == []
+        assert await store.events.bounds() is None
+
+        async with store.atomic():
+            await store.candidates.save(make_candidate())
+            await store.events.append(make_event())
+        assert len(await store.candidates.list_for("sess_1")) == 1
+        assert await store.events.bounds() is not None
+    assert raw_query(db_path, "SELECT count(*) FROM candidates") == [(1,)]
+
+
+async def test_other_tasks_wait_for_a_unit_of_work_to_end(database: Database) -> None:
+    """Another task's statement neither joins an open unit of work nor sees inside it."""
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def unit() -> None:
+        async with database.transaction():
+            await database.execute(INSERT_KEY)  # the same task: joins, no deadlock
+            inside.set()
+            await release.wait()
+            await database.execute(INSERT_KEY.replace("'k'", "'k2'"))
+
+    task = asyncio.create_task(unit())
+    await inside.wait()
+    # Scheduled before the unit resumes: without the lock its query would run between the
+    # unit's two inserts and see one row.
+    reader = asyncio.create_task(database.fetch_all("SELECT id FROM api_keys"))
+    release.set()
+    await task
+    assert sorted(row["id"] for row in await reader) == ["k", "k2"]
