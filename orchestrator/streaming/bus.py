@@ -72,6 +72,18 @@ class Subscription:
             self.queue.get_nowait()
         self.queue.put_nowait(reason)
 
+    def ready(self, limit: int) -> list[Frame]:
+        """Up to `limit` frames already queued, without waiting. An ending stays queued for
+        `next` to raise."""
+        frames: list[Frame] = []
+        while len(frames) < limit and not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, StreamEnded):
+                self.queue.put_nowait(item)  # the queue was empty: there is room
+                break
+            frames.append(item)
+        return frames
+
     async def next(self, timeout_s: float) -> Frame | None:
         """The next frame, or None when nothing arrived within `timeout_s` (time to send a
         heartbeat). Raises StreamEnded when the subscription is over."""

@@ -8,7 +8,7 @@ from typing import Annotated
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import HeaderParameter, QueryParameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 
 from orchestrator.api.auth import STREAM_CREDENTIALS
 from orchestrator.api.errors import error_specs
@@ -17,13 +17,14 @@ from orchestrator.batch.service import BatchService
 from orchestrator.domain.errors import ErrorCode
 from orchestrator.streaming.stream import EventStream, open_stream
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
 
-async def _messages(stream: EventStream) -> AsyncIterator[ServerSentEventMessage]:
-    async for frame in stream.frames():
-        # event=None: no `event:` line, because the dashboard listens with onmessage.
-        yield ServerSentEventMessage(data=frame.data.decode(), id=str(frame.id))
+async def _chunks(stream: EventStream) -> AsyncIterator[bytes]:
+    # Frames are joined into one body chunk, one write, which litestar's ServerSentEvent
+    # (a write per message) cannot do; the frame format itself is OutFrame.wire.
+    async for frames in stream.chunks():
+        yield b"".join(frame.wire() for frame in frames)
 
 
 @get(
@@ -44,7 +45,7 @@ async def batch_events(
     streams: NamedDependency[Streams],
     session_id: Annotated[str | None, QueryParameter()] = None,
     last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID")] = None,
-) -> ServerSentEvent:
+) -> Stream:
     """Open the stream; an unknown `session_id` fails here, before the stream starts."""
     stream = await open_stream(
         bus=streams.bus,
@@ -54,7 +55,7 @@ async def batch_events(
         heartbeat_s=streams.heartbeat_s,
         clock=streams.clock,
     )
-    return ServerSentEvent(_messages(stream), headers=SSE_HEADERS)
+    return Stream(_chunks(stream), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def _sequence(header: str | None) -> int | None:
