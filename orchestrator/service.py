@@ -149,7 +149,9 @@ async def run_appliance(
         )
         if isinstance(engine, ProvisioningEngine):
             engine.attach(batches)
-        app = create_app(services, streams, version=__version__)
+        app = create_app(
+            services, streams, version=__version__, cors_origins=settings.server.cors_origins
+        )
         yield Appliance(store=store, services=services, bus=bus, app=app, engine=engine)
 
 

@@ -1,7 +1,8 @@
 """Settings: composed once from a TOML file, an explicit environment mapping and flags.
 
 Precedence: built-in defaults < TOML file < environment < command-line flags. Environment keys
-are `ORCHESTRATOR_<SECTION>__<FIELD>` (for example `ORCHESTRATOR_SERVER__PORT=9000`).
+are `ORCHESTRATOR_<SECTION>__<FIELD>` (for example `ORCHESTRATOR_SERVER__PORT=9000`); a list
+setting takes a comma-separated value (`a,b`) or a JSON array (`["a", "b"]`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65_535)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
+Origin = Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")]
+"""A browser origin: scheme, host and optional port, no path (`*` matches any part)."""
+
+_COLLECTIONS = (
+    msgspec.inspect.ListType,
+    msgspec.inspect.SetType,
+    msgspec.inspect.FrozenSetType,
+    msgspec.inspect.VarTupleType,
+)
 
 
 class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -34,6 +44,9 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 
     host: str = "127.0.0.1"
     port: Port = 8080
+    cors_origins: tuple[Origin, ...] = ()
+    """Origins whose pages may call the API from a browser (CORS), such as
+    `http://dashboard.local:3000`; empty sends no CORS headers at all."""
 
 
 class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -129,10 +142,38 @@ def load_settings(
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    lists = _list_fields()
     layer: dict[str, dict[str, Any]] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         section, _, field = key.removeprefix(ENV_PREFIX).lower().partition("__")
-        layer.setdefault(section, {})[field] = value
+        is_list = (section, field) in lists
+        layer.setdefault(section, {})[field] = _split(key, value) if is_list else value
     return layer
+
+
+def _split(key: str, value: str) -> list[Any]:
+    """A list setting's environment value: a JSON array, or comma-separated (empty: none)."""
+    if value.lstrip().startswith("["):
+        try:
+            return msgspec.json.decode(value, type=list[Any])
+        except msgspec.DecodeError as exc:
+            raise SettingsError(f"{key} is not a JSON array: {exc}") from exc
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _list_fields() -> set[tuple[str, str]]:
+    """(section, field) of every setting that holds a list, set or tuple (also when optional)."""
+    found: set[tuple[str, str]] = set()
+    root = msgspec.inspect.type_info(Settings)
+    if not isinstance(root, msgspec.inspect.StructType):
+        raise TypeError("Settings must be a msgspec Struct")
+    for section in root.fields:
+        if not isinstance(section.type, msgspec.inspect.StructType):
+            continue
+        for field in section.type.fields:
+            kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else ()
+            if any(isinstance(t, _COLLECTIONS) for t in (field.type, *kinds)):
+                found.add((section.name, field.name))
+    return found

@@ -439,3 +439,43 @@ def test_every_command_is_registered_with_its_help(
 
     assert exited.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: orchestrator {command}")
+
+
+def _unusable_data_dir(tmp_path: Path, kind: str) -> Path:
+    if kind == "a file, not a directory":
+        path = tmp_path / "data"
+        path.write_text("not a directory\n", encoding="utf-8")
+        return path
+    (tmp_path / DATABASE_FILE).write_bytes(b"not an SQLite database, just garbage\n" * 4)
+    return tmp_path
+
+
+@pytest.mark.parametrize("kind", ["a file, not a directory", "a corrupt database"])
+@pytest.mark.parametrize(
+    "command",
+    [("apikey", "create", "--name", "x"), ("apikey", "list"), ("totp", "enroll")],
+)
+def test_storage_errors_are_one_line_and_a_non_zero_exit(
+    tmp_path: Path, kind: str, command: tuple[str, ...]
+) -> None:
+    data_dir = _unusable_data_dir(tmp_path, kind)
+
+    result = run_cli(*command, "--data-dir", data_dir)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"orchestrator {command[0]} {command[1]}: cannot use the data")
+    assert str(data_dir) in lines[0]
+
+
+def test_an_unusable_secret_key_is_one_line_for_totp(tmp_path: Path) -> None:
+    (tmp_path / SECRET_KEY_FILE).mkdir()
+
+    result = run_cli("totp", "enroll", "--data-dir", tmp_path)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cannot use the data directory" in result.stderr.strip().splitlines()[-1]

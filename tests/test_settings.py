@@ -201,3 +201,51 @@ def test_the_documented_example_configuration_loads(tmp_path: Path) -> None:
     settings = load_settings(config, {})
     assert settings == Settings(storage=settings.storage)
     assert settings.storage.data_dir == "/var/lib/orchestrator"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "history.clear,session.discard",
+        " history.clear , session.discard ",
+        '["history.clear", "session.discard"]',
+    ],
+)
+def test_list_settings_from_the_environment_comma_separated_or_json(value: str) -> None:
+    settings = load_settings(None, {"ORCHESTRATOR_SECURITY__TOTP_REQUIRED_FOR": value})
+
+    assert {op.value for op in settings.security.totp_required_for} == {
+        "history.clear",
+        "session.discard",
+    }
+
+
+@pytest.mark.parametrize("value", ["", "[]"])
+def test_an_empty_list_setting_from_the_environment_is_empty(value: str) -> None:
+    settings = load_settings(None, {"ORCHESTRATOR_SECURITY__TOTP_REQUIRED_FOR": value})
+
+    assert settings.security.totp_required_for == frozenset()
+
+
+def test_cors_origins_from_the_environment() -> None:
+    environ = {"ORCHESTRATOR_SERVER__CORS_ORIGINS": "http://dash.local:3000,https://ops.example"}
+
+    settings = load_settings(None, environ)
+
+    assert settings.server.cors_origins == ("http://dash.local:3000", "https://ops.example")
+    assert Settings().server.cors_origins == ()
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"ORCHESTRATOR_SECURITY__TOTP_REQUIRED_FOR": '["history.clear"'}, "JSON array"),
+        ({"ORCHESTRATOR_SECURITY__TOTP_REQUIRED_FOR": "history.clear,nope"}, "totp_required_for"),
+        ({"ORCHESTRATOR_SERVER__CORS_ORIGINS": "http://dash.local/app"}, "cors_origins"),
+    ],
+)
+def test_bad_list_settings_from_the_environment_are_refused_by_name(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load_settings(None, environ)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchestrator.api.auth import require_api_key
+from orchestrator.api.auth import API_KEY_HEADER, require_api_key
 from orchestrator.api.envelope import CORRELATION_HEADER, correlation_id_for
 from orchestrator.api.errors import handle_exception
 from orchestrator.api.routes import (
@@ -30,8 +34,38 @@ from orchestrator.api.state import Services, state_for
 from orchestrator.api.streams import STATE_KEY as STREAMS_KEY
 from orchestrator.api.streams import Streams
 from orchestrator.context import correlation_id_var
+from orchestrator.security.stepup import STEP_UP_TOKEN_HEADER, TOTP_CODE_HEADER
 
 API_TITLE = "Delicasa orchestrator: PiOrchestrator V1 API"
+
+CORS_ALLOW_HEADERS = (
+    "Content-Type",
+    API_KEY_HEADER,
+    TOTP_CODE_HEADER,
+    STEP_UP_TOKEN_HEADER,
+    CORRELATION_HEADER,
+    "Last-Event-ID",
+)
+"""Request headers a page from an allowed origin may send."""
+CORS_EXPOSE_HEADERS = (CORRELATION_HEADER, "Retry-After", "Content-Disposition")
+"""Response headers such a page may read."""
+
+
+def _cors(origins: Sequence[str]) -> CORSConfig | None:
+    """CORS for pages served from `origins`; None (no CORS headers at all) when empty.
+
+    Preflights are answered before routing, so they need no key; every real request still
+    goes through the key gate. Credentials (cookies) are not allowed: cross-origin clients
+    send `X-API-Key`.
+    """
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=list(CORS_ALLOW_HEADERS),
+        expose_headers=list(CORS_EXPOSE_HEADERS),
+    )
 
 
 def _correlation_middleware(app: ASGIApp) -> ASGIApp:
@@ -56,8 +90,11 @@ async def _add_correlation_header(message: Message, scope: Scope) -> None:
         MutableScopeHeaders.from_message(message)[CORRELATION_HEADER] = correlation_id_for(scope)
 
 
-def create_app(services: Services, streams: Streams, *, version: str) -> Litestar:
-    """The V1 API over `services`, with the event stream fed by `streams`."""
+def create_app(
+    services: Services, streams: Streams, *, version: str, cors_origins: Sequence[str] = ()
+) -> Litestar:
+    """The V1 API over `services`, with the event stream fed by `streams`; pages served from
+    `cors_origins` may call it from the browser."""
     provisioning = Router(
         "/api/v1/provisioning",
         guards=[require_api_key],
@@ -90,12 +127,14 @@ def create_app(services: Services, streams: Streams, *, version: str) -> Litesta
         state=State({**state_for(services), STREAMS_KEY: streams}),
         middleware=[_correlation_middleware],
         before_send=[_add_correlation_header],
+        cors_config=_cors(cors_origins),
         exception_handlers={Exception: handle_exception},
         openapi_config=OpenAPIConfig(
             title=API_TITLE,
             version=version,
-            # The bundled docs UIs load scripts from CDNs; an offline Pi serves the JSON only.
-            render_plugins=[],
+            # The bundled docs UIs load scripts from CDNs; an offline Pi serves the JSON only
+            # (at openapi.json and at the path itself). An empty list would mean "all of them".
+            render_plugins=[JsonRenderPlugin()],
             path="/api/v1/openapi",
         ),
         # Logging belongs to the process (orchestrator.context.configure_logging), not the app.

@@ -24,6 +24,7 @@ from orchestrator.batch.driver import drive_session
 from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome, SessionView
 from orchestrator.batch.registry import Driven, Registry
 from orchestrator.domain import batch as rules
+from orchestrator.domain.audit import Outcome
 from orchestrator.domain.candidate import (
     CandidateEvent,
     CandidateState,
@@ -188,35 +189,42 @@ class BatchService:
                     ErrorCode.SESSION_ALREADY_ACTIVE,
                     f"session {other.id} is still {other.state}; {hint}",
                 )
-            now = self._clock()
-            ttl = self._rules.session_ttl_s
-            session = Session(
-                id=self._new_session_id(),
-                state=SessionState.DISCOVERING,
-                target_ssid=target_ssid,
-                config=config,
-                created_at=now,
-                updated_at=now,
-                run_id=self._run_id,
-                max_retries=self._rules.max_retries,
-                expires_at=now + timedelta(seconds=ttl) if ttl else None,
-                cloud=_target_of(cloud),
-            )
-            sealed = self._sealer.seal(target_password, context=session.id)
-            sealed_cloud = None
-            if cloud is not None:
-                text = msgspec.json.encode(cloud).decode()
-                sealed_cloud = self._sealer.seal(text, context=_cloud_context(session.id))
-            await self._store.sessions.create(session, sealed, sealed_cloud)
-            await self._registry.audit.record(
-                "session.start", session_id=session.id, detail=target_ssid
-            )
-            log.info("session %s started for target SSID %r", session.id, target_ssid)
-            snapshot = SessionSnapshot.of(session, [])
-            await self._registry.publish(
-                EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id
-            )
-            await self._drive(Driven(session=session, candidates={}))
+            # The access point first: a start it fails leaves no session behind, so the
+            # operator's retry tries the access point again (NETWORK_ERROR is retryable).
+            await self._network_up("session.start", detail=target_ssid)
+            try:
+                now = self._clock()
+                ttl = self._rules.session_ttl_s
+                session = Session(
+                    id=self._new_session_id(),
+                    state=SessionState.DISCOVERING,
+                    target_ssid=target_ssid,
+                    config=config,
+                    created_at=now,
+                    updated_at=now,
+                    run_id=self._run_id,
+                    max_retries=self._rules.max_retries,
+                    expires_at=now + timedelta(seconds=ttl) if ttl else None,
+                    cloud=_target_of(cloud),
+                )
+                sealed = self._sealer.seal(target_password, context=session.id)
+                sealed_cloud = None
+                if cloud is not None:
+                    text = msgspec.json.encode(cloud).decode()
+                    sealed_cloud = self._sealer.seal(text, context=_cloud_context(session.id))
+                await self._store.sessions.create(session, sealed, sealed_cloud)
+                await self._registry.audit.record(
+                    "session.start", session_id=session.id, detail=target_ssid
+                )
+                log.info("session %s started for target SSID %r", session.id, target_ssid)
+                snapshot = SessionSnapshot.of(session, [])
+                await self._registry.publish(
+                    EventType.SESSION_STATUS, SessionStatus(session=snapshot), session.id
+                )
+                await self._drive(Driven(session=session, candidates={}))
+            except Exception:
+                await self._network_down_if_idle()
+                raise
             return snapshot, True
 
     async def stop(self, session_id: str) -> SessionSnapshot:
@@ -255,14 +263,20 @@ class BatchService:
             if session.state is SessionState.CLOSING:
                 await self._close(session, ClosedReason.STOPPED, "session.resume")
                 return await self._view(await self._require(session_id), include_devices=True)
-            adopted = msgspec.structs.replace(
-                session, run_id=self._run_id, updated_at=self._clock()
-            )
-            await self._store.sessions.save(adopted)
-            candidates = await self._store.candidates.list_for(session_id)
-            driven = Driven(session=adopted, candidates={c.mac: c for c in candidates})
-            await self._registry.audit.record("session.resume", session_id=session_id)
-            await self._drive(driven)
+            # Before adopting it: a failure leaves it recoverable, so resuming can be retried.
+            await self._network_up("session.resume", session_id=session_id)
+            try:
+                adopted = msgspec.structs.replace(
+                    session, run_id=self._run_id, updated_at=self._clock()
+                )
+                await self._store.sessions.save(adopted)
+                candidates = await self._store.candidates.list_for(session_id)
+                driven = Driven(session=adopted, candidates={c.mac: c for c in candidates})
+                await self._registry.audit.record("session.resume", session_id=session_id)
+                await self._drive(driven)
+            except Exception:
+                await self._network_down_if_idle()
+                raise
             in_flight = [c.mac for c in candidates if rules.is_in_flight(c)]
             if in_flight and adopted.state is not SessionState.PAUSED:
                 await self._engine.submit(session_id, in_flight)
@@ -537,10 +551,30 @@ class BatchService:
         if driven.task is not None:
             driven.task.cancel()
 
+    async def _network_up(
+        self, action: str, *, session_id: str | None = None, detail: str | None = None
+    ) -> None:
+        """Bring the onboarding network up; a failure is audited as `action` failed, and
+        raised. The network is left as it was when no session needs it."""
+        try:
+            await self._network.up()
+        except OrchestratorError as exc:
+            why = f"{detail}: {exc.message}" if detail else exc.message
+            await self._registry.audit.record(
+                action, Outcome.FAILED, session_id=session_id, detail=why
+            )
+            log.warning("%s failed: %s", action, exc.message)
+            raise
+
+    async def _network_down_if_idle(self) -> None:
+        """Undo `_network_up` after a failed start or resume, unless a session needs it."""
+        if not self._registry.driven:
+            await self._network.down()
+            await self._registry.network_changed()
+
     async def _drive(self, driven: Driven) -> None:
-        """Take charge of an open session: network up, discovery and timers running."""
+        """Take charge of an open session (its network is up): discovery and timers run."""
         self._registry.driven[driven.session.id] = driven
-        await self._network.up()
         await self._registry.network_changed()
         if self._tasks is None:
             raise RuntimeError("BatchService used outside its `async with` block")

@@ -37,7 +37,6 @@ async def test_frames_queued_meanwhile_leave_together_in_order() -> None:
     assert [f.id for f in await anext(chunks)] == [7]  # alone, when nothing else waits
     bus.close_all()
     assert [chunk async for chunk in chunks] == []  # the ending ends the stream
-    await chunks.aclose()
 
 
 async def test_a_subscriber_cut_off_for_falling_behind_gets_no_more_frames() -> None:

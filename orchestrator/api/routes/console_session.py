@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -30,7 +31,7 @@ class SignedIn(msgspec.Struct, frozen=True, kw_only=True):
 
     key_id: str
     name: str
-    expires_at: str
+    expires_at: datetime
 
 
 class SignedOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,9 +53,9 @@ async def sign_in(
         raise OrchestratorError(ErrorCode.UNAUTHORIZED, "unknown or revoked API key")
     token, session = streams.console_sessions.issue(record.id)
     await services.auditor.record("auth.console", actor=record.id)
-    response = ok(
-        SignedIn(key_id=record.id, name=record.name, expires_at=session.expires_at.isoformat())
-    )
+    response = ok(SignedIn(key_id=record.id, name=record.name, expires_at=session.expires_at))
+    # Cookie lifetimes are relative: litestar's `expires` counts seconds from now, like max-age.
+    lifetime_s = max(0, int((session.expires_at - streams.clock()).total_seconds()))
     response.cookies.append(
         Cookie(
             key=COOKIE_NAME,
@@ -62,7 +63,8 @@ async def sign_in(
             httponly=True,
             samesite="strict",
             path="/",
-            expires=int(session.expires_at.timestamp()),
+            max_age=lifetime_s,
+            expires=lifetime_s,
         )
     )
     return response
