@@ -27,7 +27,7 @@ help:
 	@echo "make check      ruff check, ruff format --check, mypy, lint-imports, deploy-lint"
 	@echo "make deploy-lint  ansible-playbook --syntax-check and ansible-lint (production) on ansible/"
 	@echo "make deploy-test  as root: apply the playbook to a booted Debian container, twice, reboot, check"
-	@echo "make bench      run the benchmarks ($(BENCHMARKS)); reports go to bench/results/"
+	@echo "make bench      the benchmark suite (bench/): JSON report, plot and summary in bench/results/"
 	@echo "make contracts  regenerate contracts/ (OpenAPI, TypeScript types, settings schema, device protocol) from the code"
 	@echo "make docs       regenerate docs/diagrams/*.mmd and docs/state-machines.md from the transition tables"
 	@echo "make run        the demo on http://$(RUN_HOST):$(RUN_PORT)/: the appliance and a simulated fleet of 12 devices"
@@ -92,16 +92,10 @@ DEPLOY_TEST_ARGS ?=
 deploy-test: $(STAMP)
 	$(BIN)/python -m deploytest $(DEPLOY_TEST_ARGS)
 
-# Each is `python -m <module>`; a benchmark joins by adding its module here. Every one runs even
-# when an earlier one fails; the target then fails.
-BENCHMARKS := bench.testbed bench.discovery bench.cloud bench.engine
-
+# The benchmark suite (docs/benchmarks.md): every section in one run, a JSON report and a plot
+# under bench/results/, a summary table. Needs root for the namespace sections; never in `make test`.
 bench: $(STAMP)
-	@failed=(); \
-	for module in $(BENCHMARKS); do \
-		echo "== $$module"; $(BIN)/python -m "$$module" || failed+=("$$module"); \
-	done; \
-	if [ "$${#failed[@]}" -ne 0 ]; then echo "make bench: FAILED: $${failed[*]}" >&2; exit 1; fi
+	$(BIN)/python -m bench
 
 contracts: $(STAMP)
 	$(BIN)/python -m orchestrator.contracts contracts

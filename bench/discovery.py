@@ -68,6 +68,7 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     last_s: float | None
     kernel_drops: dict[str, int]
     valid: bool
+    invalid_because: list[str] = msgspec.field(default_factory=list)
 
 
 class Report(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,6 +138,9 @@ async def measure(devices: int, source: str) -> Run:
             main = functools.partial(_discover, fleet, source, events)
             times = await run_loop_in_namespace(fleet.bed.pi_namespace, main)
             drops = read_drop_counters().moved_since(before)
+    reasons = [f"kernel counter {name} moved by {n}" for name, n in drops.items()]
+    if len(times) != devices:
+        reasons.append(f"{len(times)} of {devices} devices found within {WAIT_S:.0f} s")
     return Run(
         devices=devices,
         source=source,
@@ -146,7 +150,20 @@ async def measure(devices: int, source: str) -> Run:
         p95_s=round(times[max(0, int(len(times) * 0.95) - 1)], 4) if times else None,
         last_s=round(times[-1], 4) if times else None,
         kernel_drops=drops,
-        valid=len(times) == devices and not drops,
+        valid=not reasons,
+        invalid_because=reasons,
+    )
+
+
+async def run_bench(device_counts: Sequence[int], sources: Sequence[str]) -> Report:
+    """Each source (and `all`) against a fresh fleet of each size, one fleet at a time."""
+    runs = [await measure(n, source) for n in device_counts for source in sources]
+    return Report(
+        benchmark="discovery",
+        created=datetime.now(UTC),
+        kernel=platform.release(),
+        cpus=os.cpu_count() or 0,
+        runs=runs,
     )
 
 
@@ -159,7 +176,7 @@ def table(report: Report) -> str:
     for r in report.runs:
         cells = [f"{v:>8.3f}" if v is not None else f"{'-':>8}"
                  for v in (r.first_s, r.median_s, r.p95_s, r.last_s)]  # fmt: skip
-        verdict = "yes" if r.valid else f"NO (drops {r.kernel_drops})"
+        verdict = "yes" if r.valid else "INVALID: " + "; ".join(r.invalid_because)
         lines.append(f"{r.devices:>7}  {r.source:<8}  {r.found:>5}  {'  '.join(cells)}  {verdict}")
     return "\n".join(lines)
 
@@ -174,17 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if reason := netns_available():
         print(f"bench.discovery: cannot run: {reason}", file=sys.stderr)
         return 2
-
-    async def run_all() -> list[Run]:
-        return [await measure(n, s) for n in args.devices for s in args.sources]
-
-    report = Report(
-        benchmark="discovery",
-        created=datetime.now(UTC),
-        kernel=platform.release(),
-        cpus=os.cpu_count() or 0,
-        runs=asyncio.run(run_all()),
-    )
+    report = asyncio.run(run_bench(args.devices, args.sources))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"discovery-{report.created:%Y%m%dT%H%M%SZ}.json"
     path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))

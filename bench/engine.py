@@ -18,8 +18,11 @@ ceil(N / wave) * delay and with a fresh fleet of the same seed provisioned one a
 
 A run is invalid when a device was not discovered or not verified, the fleet misbehaved (a
 device not online at the end, one given credentials twice, the broker gone) or the
-orchestrator logged an error or died: its times would measure a fault, not the engine, so it
-gets no wall time and no per-device cost. Reports go to bench/results/.
+orchestrator logged an error or died, or the kernel's drop counters moved (loopback traffic
+goes through the same receive backlog): its times would measure a fault, not the engine, so it
+gets no wall time and no per-device cost. `--profile DIR` records a flame graph of the
+orchestrator per run with py-spy (its sampling costs CPU: such runs are not for the targets).
+Reports go to bench/results/.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import math
 import os
 import platform
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -49,8 +53,9 @@ from orchestrator.device.settings import AgentTiming
 from orchestrator.security.apikeys import ApiKeys
 from orchestrator.service import open_store, utc_now
 from orchestrator.settings import load_settings
-from orchestrator.sim.broker import free_port
+from orchestrator.sim.broker import Broker, free_port
 from orchestrator.sim.fleet import Fleet, FleetSpec, loopback_fleet
+from orchestrator.sim.kernel import read_drop_counters
 
 SIZES = (100, 500, 1000)
 DELAYED = (100,)
@@ -71,6 +76,8 @@ STOP_TIMEOUT_S = 10.0
 REQUEST_TIMEOUT_S = 30.0
 RECONNECT_S = 0.2
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PY_SPY = Path(sys.executable).with_name("py-spy")
+PROFILE_RATE_HZ = 100
 
 
 def agent_timing(join_delay_s: float = 0.0) -> AgentTiming:
@@ -118,6 +125,10 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     broker_cpu_s: float | None = None
     stage_ms: dict[str, float] = msgspec.field(default_factory=dict)
     """Mean duration of each engine stage (from GET /metrics)."""
+    kernel_drops: dict[str, int] = msgspec.field(default_factory=dict)
+    """Host-wide kernel drop counters that moved during the run (see sim.kernel)."""
+    profile: str | None = None
+    """The run's py-spy flame graph (`--profile`)."""
     ideal_s: float | None = None
     """Join-delay runs: ceil(devices / wave) * join delay."""
     vs_ideal: float | None = None
@@ -156,6 +167,14 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise ValueError(f"no VmHWM for process {pid}")
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of process `pid`: its resident set now, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ValueError(f"no VmRSS for process {pid}")
 
 
 def child_pid(command: str) -> int | None:
@@ -205,11 +224,53 @@ def log_errors(log: Path) -> list[str]:
     return found
 
 
-def write_config(path: Path, *, data_dir: Path, api_port: int, fleet: Fleet, wave: int) -> None:
-    """The appliance's configuration for `fleet`: mDNS discovery on loopback, no radio, the
-    fleet's broker, step-up off (nobody types TOTP codes here)."""
-    if fleet.broker.admin is None:
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What a run changes in the orchestrator's configuration beyond the fleet's own."""
+
+    sources: tuple[str, ...] = ("mdns",)
+    """Discovery sources (`[discovery] sources`)."""
+    lease_file: Path | None = None
+    """dnsmasq's lease file, for the `lease` source."""
+    dhcp_events_file: Path | None = None
+    arp_interface: str | None = None
+    """Sweep this interface with the `arp` source (`[network] interface`)."""
+    arp_sweep: str | None = None
+    arp_interval_s: float | None = None
+    queue_size: int | None = 1_000_000
+    """`[streams] queue_size`; None keeps the appliance's default. The engine runs' own
+    stream is read by this busy process: it must never be cut for lagging."""
+    profile: Path | None = None
+    """Record a py-spy flame graph (SVG) of the orchestrator here while it runs."""
+
+
+def write_config(
+    path: Path,
+    *,
+    data_dir: Path,
+    api_port: int,
+    broker: Broker,
+    service_type: str,
+    device_port: int,
+    wave: int,
+    options: ServeOptions = ServeOptions(),
+) -> None:
+    """The appliance's configuration: discovery on loopback (mDNS unless `options` say
+    otherwise), no radio, `broker`, step-up off (nobody types TOTP codes here)."""
+    if broker.admin is None:
         raise ValueError("the fleet's broker needs a dynamic security admin")
+    discovery = [f"sources = [{', '.join(f'{s!r}' for s in options.sources)}]"]
+    if options.lease_file is not None:
+        discovery.append(f'lease_file = "{options.lease_file}"')
+    if options.dhcp_events_file is not None:
+        discovery.append(f'dhcp_events_file = "{options.dhcp_events_file}"')
+    if options.arp_sweep is not None:
+        discovery.append(f'arp_sweep = "{options.arp_sweep}"')
+    if options.arp_interval_s is not None:
+        discovery.append(f"arp_interval_s = {options.arp_interval_s}")
+    streams = "" if options.queue_size is None else f"queue_size = {options.queue_size}"
+    interface = f'interface = "{options.arp_interface}"' if options.arp_interface else ""
+    newline = "\n"
     path.write_text(
         f"""
 [server]
@@ -223,21 +284,21 @@ data_dir = "{data_dir}"
 totp_required_for = []
 
 [streams]
-# This process's loop is busy running the fleet: its stream must never be cut for lagging.
-queue_size = 1000000
+{streams}
 
 [network]
 backend = "standby"
 address = "127.0.0.1"
+{interface}
 
 [discovery]
-sources = ["mdns"]
-mdns_service_type = "{fleet.service_type}"
-device_port = {fleet.devices[0].port}
+{newline.join(discovery)}
+mdns_service_type = "{service_type}"
+device_port = {device_port}
 
 [broker]
-url = "{fleet.broker.url}"
-username = "{fleet.broker.admin[0]}"
+url = "{broker.url}"
+username = "{broker.admin[0]}"
 
 [engine]
 max_concurrent_devices = {wave}
@@ -249,6 +310,27 @@ level = "INFO"
     )
 
 
+def serve_env(broker: Broker) -> dict[str, str]:
+    """The environment of `orchestrator serve`: ours without the developer's own
+    ORCHESTRATOR_* settings (they must not reach the measured process), plus the broker's
+    admin password (never in the config file)."""
+    if broker.admin is None:
+        raise ValueError("the fleet's broker needs a dynamic security admin")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    env["ORCHESTRATOR_BROKER__PASSWORD"] = broker.admin[1]
+    return env
+
+
+async def spawn_serve(config: Path, env: dict[str, str], log: Path) -> asyncio.subprocess.Process:
+    """Start `orchestrator serve --config config`, its output to `log`: a pipe that a busy
+    bench process drained late would stall it."""
+    with log.open("wb") as sink:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "orchestrator", "serve", "--config", str(config),
+            stdin=asyncio.subprocess.DEVNULL, stdout=sink, stderr=sink, env=env,
+        )  # fmt: skip
+
+
 async def _create_api_key(config: Path) -> str:
     """What `orchestrator apikey create` does, without starting another interpreter."""
     async with open_store(load_settings(config, {})) as store:
@@ -257,24 +339,24 @@ async def _create_api_key(config: Path) -> str:
 
 
 @contextlib.asynccontextmanager
-async def orchestrator(fleet: Fleet, work: Path, *, wave: int) -> AsyncIterator[Orchestrator]:
+async def orchestrator(
+    fleet: Fleet,
+    work: Path,
+    *,
+    wave: int,
+    options: ServeOptions = ServeOptions(),
+) -> AsyncIterator[Orchestrator]:
     """`orchestrator serve` for `fleet`, listening, until the block ends (then SIGTERM)."""
-    if fleet.broker.admin is None:
-        raise ValueError("the fleet's broker needs a dynamic security admin")
     api_port = free_port()
     config = work / "orchestrator.toml"
-    write_config(config, data_dir=work / "data", api_port=api_port, fleet=fleet, wave=wave)
+    write_config(
+        config, data_dir=work / "data", api_port=api_port, broker=fleet.broker,
+        service_type=fleet.service_type, device_port=fleet.devices[0].port, wave=wave,
+        options=options,
+    )  # fmt: skip
     key = await _create_api_key(config)
-    # The developer's own ORCHESTRATOR_* settings must not reach the measured process.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    env["ORCHESTRATOR_BROKER__PASSWORD"] = fleet.broker.admin[1]
     log = work / "orchestrator.log"
-    # Its log goes to a file: a pipe that this busy process drained late would stall it.
-    with log.open("wb") as sink:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "orchestrator", "serve", "--config", str(config),
-            stdin=asyncio.subprocess.DEVNULL, stdout=sink, stderr=sink, env=env,
-        )  # fmt: skip
+    process = await spawn_serve(config, serve_env(fleet.broker), log)
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{api_port}",
@@ -283,14 +365,43 @@ async def orchestrator(fleet: Fleet, work: Path, *, wave: int) -> AsyncIterator[
             trust_env=False,
         ) as client:
             await _until_listening(client, process)
-            yield Orchestrator(pid=process.pid, client=client, log=log)
+            async with profiled(process.pid, options.profile):
+                yield Orchestrator(pid=process.pid, client=client, log=log)
     except Exception as exc:
         # The orchestrator's own account of a failed request goes with the failure.
         for line in log_errors(log)[-3:]:
             exc.add_note(f"orchestrator: {line[:300]}")
         raise
     finally:
-        await _stop(process)
+        await stop(process)
+
+
+@contextlib.asynccontextmanager
+async def profiled(pid: int, svg: Path | None) -> AsyncIterator[None]:
+    """py-spy sampling process `pid` for the block, writing a flame graph to `svg` (nothing
+    when `svg` is None). It stops on SIGINT and writes the graph then."""
+    if svg is None:
+        yield
+        return
+    svg.parent.mkdir(parents=True, exist_ok=True)
+    spy = await asyncio.create_subprocess_exec(
+        str(PY_SPY), "record", "--pid", str(pid), "--output", str(svg), "--format",
+        "flamegraph", "--rate", str(PROFILE_RATE_HZ), "--nonblocking",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        if spy.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                spy.send_signal(signal.SIGINT)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT_S * 3):
+                await spy.wait()
+        except TimeoutError:
+            spy.kill()
+            await spy.wait()
 
 
 async def _until_listening(client: httpx.AsyncClient, process: asyncio.subprocess.Process) -> None:
@@ -305,7 +416,8 @@ async def _until_listening(client: httpx.AsyncClient, process: asyncio.subproces
     raise RuntimeError(f"the orchestrator exited ({process.returncode}) at start")
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM `process` and wait for it; SIGKILL after STOP_TIMEOUT_S."""
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.terminate()
@@ -408,6 +520,11 @@ def _latest(devices: list[dict[str, Any]], field: str) -> datetime | None:
 # -- one run -------------------------------------------------------------------------------
 
 
+Window = Callable[["Orchestrator", str], contextlib.AbstractAsyncContextManager[object]]
+"""Entered with the orchestrator and the session id once discovery is over, left once the
+batch settled: what else runs while the engine works (the load run's clients)."""
+
+
 async def measure(
     devices: int,
     *,
@@ -415,27 +532,62 @@ async def measure(
     join_delay_s: float = 0.0,
     wave: int = WAVE,
     seed: int = SEED,
+    profile: Path | None = None,
 ) -> Run:
-    """A fresh fleet of `devices` (`seed`) through a fresh orchestrator with waves of `wave`."""
+    """A fresh fleet of `devices` (`seed`) through a fresh orchestrator with waves of `wave`
+    (and a flame graph in `profile`, an SVG path)."""
+    run = Run(scenario=scenario, devices=devices, join_delay_s=join_delay_s, wave=wave)
+    return await measure_run(run, seed=seed, options=ServeOptions(profile=profile))
+
+
+async def measure_run(
+    run: Run,
+    *,
+    seed: int = SEED,
+    options: ServeOptions = ServeOptions(),
+    during: Window | None = None,
+    prepare: Callable[[Fleet, Path], ServeOptions] | None = None,
+) -> Run:
+    """`run` measured: a fresh fleet of `run.devices` (`seed`) through a fresh orchestrator
+    configured with `options` (or what `prepare` makes of them for the fleet, in the run's
+    work directory), `during` around the provisioning window."""
     admin = ("orchestrator", secrets.token_urlsafe(16))
-    spec = FleetSpec(devices=devices, seed=seed)
-    timing = agent_timing(join_delay_s)
+    spec = FleetSpec(devices=run.devices, seed=seed)
+    timing = agent_timing(run.join_delay_s)
+    drops_before = read_drop_counters()
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as work:
-        async with (
-            loopback_fleet(
-                spec, timing=timing, broker_admin=admin, device_port=free_port()
-            ) as fleet,
-            orchestrator(fleet, Path(work), wave=wave) as appliance,
-        ):
-            return await _batch(
-                fleet,
-                appliance,
-                child_pid("mosquitto"),
-                Run(scenario=scenario, devices=devices, join_delay_s=join_delay_s, wave=wave),
-            )
+        async with loopback_fleet(
+            spec, timing=timing, broker_admin=admin, device_port=free_port()
+        ) as fleet:
+            if prepare is not None:
+                options = prepare(fleet, Path(work))
+            async with orchestrator(fleet, Path(work), wave=run.wave, options=options) as appliance:
+                measured = await _batch(fleet, appliance, child_pid("mosquitto"), run, during)
+    drops = read_drop_counters().moved_since(drops_before)
+    profile = str(options.profile) if options.profile else None
+    return with_kernel_drops(msgspec.structs.replace(measured, profile=profile), drops)
 
 
-async def _batch(fleet: Fleet, appliance: Orchestrator, broker: int | None, run: Run) -> Run:
+def with_kernel_drops(run: Run, drops: dict[str, int]) -> Run:
+    """`run` with the kernel drop counters that moved during it: any makes it invalid (the
+    loopback traffic went through the same backlog), with no wall time or per-device cost."""
+    if not drops:
+        return run
+    reasons = [f"kernel counter {name} moved by {n}" for name, n in drops.items()]
+    return msgspec.structs.replace(
+        run,
+        kernel_drops=drops,
+        wall_s=None,
+        cpu_ms_per_device=None,
+        vs_ideal=None,
+        valid=False,
+        invalid_because=[*run.invalid_because, *reasons],
+    )
+
+
+async def _batch(
+    fleet: Fleet, appliance: Orchestrator, broker: int | None, run: Run, during: Window | None
+) -> Run:
     client, pid, n = appliance.client, appliance.pid, run.devices
     reasons: list[str] = []
     before = cpu_seconds(pid)
@@ -453,23 +605,12 @@ async def _batch(fleet: Fleet, appliance: Orchestrator, broker: int | None, run:
     last_found = _latest(found, "discovered_at")
     discovery_cpu = cpu_seconds(pid) - before
 
-    window = _Cpu.read(pid, broker)
-    sent = time.time()
-    if not reasons:
-        initiated = _data(
-            await client.post(f"{API}/batch/{session_id}/provision-all", json=ALL), 202
-        )["initiated_count"]
-        budget = batch_budget_s(n, run.join_delay_s, run.wave)
-        try:
-            async with asyncio.timeout(budget):
-                await follow(
-                    client, session_id, lambda s: s["verified_count"] + s["failed_count"] >= n
-                )
-        except TimeoutError:
-            reasons.append(f"the batch did not settle within {budget:.0f} s")
-        if initiated != n:
-            reasons.append(f"provision-all started {initiated} of {n} devices")
-    used = _Cpu.read(pid, broker).since(window)
+    async with during(appliance, session_id) if during else contextlib.nullcontext():
+        window = _Cpu.read(pid, broker)
+        sent = time.time()
+        if not reasons:
+            reasons += await _provision_all(client, session_id, run)
+        used = _Cpu.read(pid, broker).since(window)
     stages = await stage_means_ms(client)
     settled = await devices_of(client, session_id)
     verified = [d for d in settled if d["state"] == "verified"]
@@ -504,6 +645,24 @@ async def _batch(fleet: Fleet, appliance: Orchestrator, broker: int | None, run:
     )
 
 
+async def _provision_all(client: httpx.AsyncClient, session_id: str, run: Run) -> list[str]:
+    """Send the session's devices through the engine and follow it until all settled; why
+    the run does not count, if it does not."""
+    n, reasons = run.devices, []
+    initiated = _data(await client.post(f"{API}/batch/{session_id}/provision-all", json=ALL), 202)[
+        "initiated_count"
+    ]
+    budget = batch_budget_s(n, run.join_delay_s, run.wave)
+    try:
+        async with asyncio.timeout(budget):
+            await follow(client, session_id, lambda s: s["verified_count"] + s["failed_count"] >= n)
+    except TimeoutError:
+        reasons.append(f"the batch did not settle within {budget:.0f} s")
+    if initiated != n:
+        reasons.append(f"provision-all started {initiated} of {n} devices")
+    return reasons
+
+
 def _fleet_faults(
     fleet: Fleet, appliance: Orchestrator, broker: int | None, n: int, verified: int
 ) -> list[str]:
@@ -536,22 +695,23 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-async def _measure_or_crash(
-    devices: int, *, scenario: str, join_delay_s: float, wave: int, seed: int
-) -> Run:
-    """`measure`, with a run that crashed reported as an invalid run (the others still run)."""
+async def measure_or_crash(run: Run, *, seed: int, profile: Path | None = None) -> Run:
+    """`run` measured (see `measure`), with a run that crashed reported as an invalid run
+    (the others still run)."""
     try:
         return await measure(
-            devices, scenario=scenario, join_delay_s=join_delay_s, wave=wave, seed=seed
-        )
+            run.devices, scenario=run.scenario, join_delay_s=run.join_delay_s, wave=run.wave,
+            seed=seed, profile=profile,
+        )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - a crash is this run's finding, not the bench's end
-        return Run(
-            scenario=scenario,
-            devices=devices,
-            join_delay_s=join_delay_s,
-            wave=wave,
-            invalid_because=[f"the run crashed: {describe(exc)}"],
-        )
+        return crashed(run, exc)
+
+
+def crashed(run: Run, exc: BaseException) -> Run:
+    """`run` as the invalid run a crash made of it."""
+    return msgspec.structs.replace(
+        run, valid=False, invalid_because=[f"the run crashed: {describe(exc)}"]
+    )
 
 
 def describe(exc: BaseException) -> str:
@@ -573,23 +733,28 @@ async def run_bench(
     wave: int = WAVE,
     baseline: bool = True,
     seed: int = SEED,
+    profile: Path | None = None,
 ) -> Report:
     """Zero-latency runs of `sizes`; join-delay runs of `delayed`, each followed (with
-    `baseline`) by a fresh fleet of the same seed one device at a time. One run at a time."""
+    `baseline`) by a fresh fleet of the same seed one device at a time. One run at a time;
+    with `profile` (a directory), a flame graph per run."""
+
+    async def one(run: Run) -> Run:
+        svg = None
+        if profile is not None:
+            svg = profile / f"engine-{run.scenario}-{run.devices}.svg"
+        return await measure_or_crash(run, seed=seed, profile=svg)
+
     runs = [
-        await _measure_or_crash(n, scenario="zero-latency", join_delay_s=0.0, wave=wave, seed=seed)
+        await one(Run(scenario="zero-latency", devices=n, join_delay_s=0.0, wave=wave))
         for n in sizes
     ]
     for n in delayed:
-        run = await _measure_or_crash(
-            n, scenario="join-delay", join_delay_s=join_delay_s, wave=wave, seed=seed
-        )
+        run = await one(Run(scenario="join-delay", devices=n, join_delay_s=join_delay_s, wave=wave))
         if not baseline:
             runs.append(run)
             continue
-        serial = await _measure_or_crash(
-            n, scenario="serial", join_delay_s=join_delay_s, wave=1, seed=seed
-        )
+        serial = await one(Run(scenario="serial", devices=n, join_delay_s=join_delay_s, wave=1))
         if run.wall_s and serial.wall_s:
             speedup = round(serial.wall_s / run.wall_s, 2)
             run = msgspec.structs.replace(run, serial_s=serial.wall_s, speedup=speedup)
@@ -635,7 +800,8 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _sizes(text: str) -> list[int]:
+def sizes_arg(text: str) -> list[int]:
+    """Comma-separated positive fleet sizes ('' for none), as an argparse type."""
     sizes = [int(part) for part in text.split(",") if part.strip()]
     if any(n < 1 for n in sizes):
         raise argparse.ArgumentTypeError(f"fleet sizes must be positive: {text!r}")
@@ -651,13 +817,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--sizes",
-        type=_sizes,
+        type=sizes_arg,
         default=list(SIZES),
         help="zero-latency fleet sizes, comma-separated, '' for none (default 100,500,1000)",
     )
     parser.add_argument(
         "--delayed",
-        type=_sizes,
+        type=sizes_arg,
         default=list(DELAYED),
         help="join-delay fleet sizes, comma-separated, '' for none (default 100)",
     )
@@ -670,6 +836,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=SEED, help="same seed, same fleet")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="report directory")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="a py-spy flame graph per run, into DIR"
+    )
     args = parser.parse_args(argv)
     report = asyncio.run(
         run_bench(
@@ -679,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wave=args.wave,
             baseline=not args.no_baseline,
             seed=args.seed,
+            profile=args.profile,
         )
     )
     path = write_report(report, args.out)
