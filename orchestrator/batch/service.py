@@ -24,6 +24,7 @@ from orchestrator.batch.driver import drive_session
 from orchestrator.batch.readmodels import DeviceOutcome, ProvisionAllOutcome, SessionView
 from orchestrator.batch.registry import Driven, Registry
 from orchestrator.domain import batch as rules
+from orchestrator.domain.allowlist import AllowlistEntry
 from orchestrator.domain.audit import Outcome
 from orchestrator.domain.candidate import (
     CandidateEvent,
@@ -303,7 +304,23 @@ class BatchService:
     # -- reading ------------------------------------------------------------------------
 
     async def view(self, session_id: str, *, include_devices: bool) -> SessionView:
-        """A session as GET /batch/{id} shows it."""
+        """A session as GET /batch/{id} shows it.
+
+        A session this run drives is read without the service lock: dashboards poll it
+        while the engine moves devices, and behind the lock each read would wait for every
+        queued move (p99 676 ms with 1000 devices in a batch). Its view is built in one
+        synchronous step from the in-memory session, so it is still one consistent moment.
+        """
+        driven = self._registry.driven.get(session_id)
+        if driven is not None and not is_expired(driven.session, self._clock()):
+            entries = await self._allowlist_entries() if include_devices else None
+            return views.session_view(
+                driven.session,
+                driven.candidates.values(),
+                entries,
+                self._network.status(),
+                self._clock(),
+            )
         async with self._registry.lock:
             session = await self._load(session_id)
             return await self._view(session, include_devices=include_devices)
@@ -589,10 +606,11 @@ class BatchService:
             )
         )
 
+    async def _allowlist_entries(self) -> dict[Mac, AllowlistEntry]:
+        return {e.mac: e for e in await self._store.allowlist.list()}
+
     async def _view(self, session: Session, *, include_devices: bool) -> SessionView:
-        entries = None
-        if include_devices:
-            entries = {e.mac: e for e in await self._store.allowlist.list()}
+        entries = await self._allowlist_entries() if include_devices else None
         return views.session_view(
             session,
             await self._registry.candidates_of(session),
