@@ -314,3 +314,20 @@ async def test_other_tasks_wait_for_a_unit_of_work_to_end(database: Database) ->
     release.set()
     await task
     assert sorted(row["id"] for row in await reader) == ["k", "k2"]
+
+
+async def test_a_read_racing_a_write_never_leaves_a_stale_allowlist(db_path: Path) -> None:
+    """The allowlist is read from memory; a load that overlapped a write is not kept."""
+    async with open_sqlite_store(db_path) as store:
+        await store.allowlist.put(make_entry(1))
+        reading = asyncio.create_task(store.allowlist.list())  # queued behind nothing yet
+        writing = asyncio.create_task(store.allowlist.put(make_entry(2)))
+        assert [e.mac for e in await reading] in (
+            [make_entry(1).mac],
+            sorted([make_entry(1).mac, make_entry(2).mac]),
+        )
+        await writing
+        assert [e.mac for e in await store.allowlist.list()] == sorted(
+            [make_entry(1).mac, make_entry(2).mac]
+        )
+        assert raw_query(db_path, "SELECT count(*) FROM allowlist") == [(2,)]
