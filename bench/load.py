@@ -12,10 +12,11 @@ Once every device is discovered, a client process (bench.load_client) subscribes
 `--subscribers` event streams to the session and, while the batch runs, polls GET
 /batch/{id}?include_devices=true and GET /batch/{id}/devices every `--poll-interval` s:
 their latencies (p50, p99), the streams' delivery latency and missed events, the achieved
-event rate. The orchestrator's peak RSS (VmHWM) over the run is the "RSS with 1000
-candidates". The run is invalid for the engine's reasons (bench.engine), when the clients
-failed, or when a discovery source was unavailable (the orchestrator's log says so);
-missed events are a finding (a missed target), not an invalid run.
+event rate (section data: the SSE targets are judged on bench.sse, at a set 500 events/s).
+The orchestrator's peak RSS (VmHWM) over the run is the "RSS with 1000 candidates". The run
+is invalid for the engine's reasons (bench.engine), when the clients failed, or when a
+discovery source was unavailable (the orchestrator's log says so); missed events are a
+finding, not an invalid run.
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ class Subscriber:
             self.settled = counts.verified_count + counts.failed_count >= devices
 
 
-async def _lines(reader: asyncio.StreamReader, *, chunked: bool) -> AsyncIterator[bytes]:
+async def body_lines(reader: asyncio.StreamReader, *, chunked: bool) -> AsyncIterator[bytes]:
     """The body's lines, without their line ends; de-chunked when `chunked`."""
     if not chunked:
         while line := await reader.readline():
@@ -183,7 +183,7 @@ async def subscribe(
                 chunked = True
         seq = 0
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            async for line in _lines(reader, chunked=chunked):
+            async for line in body_lines(reader, chunked=chunked):
                 if line.startswith(b"id:"):
                     seq = int(line[3:])
                 elif line.startswith(b"data:"):

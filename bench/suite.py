@@ -2,8 +2,9 @@
 
 Sections, in order: startup (bench.startup), testbed (bench.testbed) and discovery
 (bench.discovery) on the namespace tier, cloud (bench.cloud), engine (bench.engine: zero-latency
-fleets, then the join-delay fleet and its one-at-a-time baseline) and load (bench.load: the API
-and the event streams during a batch, with every discovery source on). The namespace sections
+fleets, then the join-delay fleet and its one-at-a-time baseline), load (bench.load: the API
+and the event streams during a batch, with every discovery source on) and sse (bench.sse: 20
+event streams while the appliance publishes 500 events/s). The namespace sections
 need root (or user namespaces): without, they are reported NOT RUN with the reason.
 
 Writes bench/results/suite-<UTC time>.json (every section's own report, the machine, the
@@ -28,7 +29,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from bench import cloud, discovery, engine, load, startup, testbed
+from bench import cloud, discovery, engine, load, sse, startup, testbed
 from bench.plot import plot
 from bench.report import (
     Machine,
@@ -42,7 +43,7 @@ from bench.report import (
 )
 from orchestrator.sim.preflight import netns_available
 
-SECTIONS = ("startup", "testbed", "discovery", "cloud", "engine", "load")
+SECTIONS = ("startup", "testbed", "discovery", "cloud", "engine", "load", "sse")
 NETNS_SECTIONS = frozenset({"testbed", "discovery"})
 
 DEFAULTS = Options(
@@ -59,6 +60,9 @@ DEFAULTS = Options(
     discovery_devices=list(discovery.DEVICE_COUNTS),
     discovery_sources=list(discovery.SOURCES),
     cloud_devices=list(cloud.DEVICE_COUNTS),
+    sse_rate_per_s=sse.RATE,
+    sse_seconds=sse.SECONDS,
+    sse_subscribers=sse.SUBSCRIBERS,
     seed=engine.SEED,
     smoke=False,
     profile=None,
@@ -76,6 +80,9 @@ SMOKE = msgspec.structs.replace(
     discovery_devices=[3],
     discovery_sources=["all"],
     cloud_devices=[5],
+    sse_rate_per_s=50.0,
+    sse_seconds=1.0,
+    sse_subscribers=2,
     smoke=True,
 )
 """Tiny everything: the code runs end to end in well under a minute (`make test` does)."""
@@ -162,6 +169,10 @@ def _load_valid(report: load.Report) -> bool:
     return all(run.valid for run in report.runs)
 
 
+def _sse_valid(report: sse.Report) -> bool:
+    return all(run.valid for run in report.runs)
+
+
 async def run_suite(options: Options) -> SuiteReport:
     """Every section asked for, one after the other, and the targets' verdicts."""
     began, created, before = time.perf_counter(), datetime.now(UTC), machine()
@@ -192,13 +203,17 @@ async def run_suite(options: Options) -> SuiteReport:
             seed=o.seed, profile=profile,
         )  # fmt: skip
 
+    async def run_sse() -> sse.Report:
+        return await sse.run_bench(o.sse_rate_per_s, o.sse_seconds, o.sse_subscribers)
+
     started = await _section("startup", o, run_startup, _startup_valid)
     bed = await _section("testbed", o, run_testbed, _testbed_valid)
     found = await _section("discovery", o, run_discovery, _discovery_valid)
     registered = await _section("cloud", o, run_cloud, _cloud_valid)
     batches = await _section("engine", o, run_engine, _engine_valid)
     loaded = await _section("load", o, run_load, _load_valid)
-    sections = [x.section for x in (started, bed, found, registered, batches, loaded)]
+    fanned = await _section("sse", o, run_sse, _sse_valid)
+    sections = [x.section for x in (started, bed, found, registered, batches, loaded, fanned)]
     after = machine()
     return SuiteReport(
         benchmark="suite",
@@ -210,6 +225,7 @@ async def run_suite(options: Options) -> SuiteReport:
             startup_report=started.report,
             engine_report=batches.report,
             load_report=loaded.report,
+            sse_report=fanned.report,
             sections=sections,
         ),
         sections=sections,
@@ -219,6 +235,7 @@ async def run_suite(options: Options) -> SuiteReport:
         cloud=registered.report,
         engine=batches.report,
         load=loaded.report,
+        sse=fanned.report,
         valid=all(s.status is not SectionStatus.CRASHED and s.valid is not False for s in sections),
     )
 
@@ -246,6 +263,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--load-devices", type=sizes, help="load: fleet sizes (default 1000)")
     add("--subscribers", type=int, help="load: event-stream subscribers (default 20)")
     add("--poll-interval", type=float, dest="poll_interval_s", help="load: seconds (default 0.1)")
+    add("--sse-rate", type=float, dest="sse_rate_per_s", help="sse: events/s (default 500)")
+    add("--sse-seconds", type=float, help="sse: publishing time in s (default 20)")
+    add("--sse-subscribers", type=int, help="sse: event streams (default 20)")
     add("--startups", type=int, help="startup: starts (default 5)")
     add("--seed", type=int, help="same seed, same fleets")
     add("--out", type=Path, default=engine.RESULTS_DIR, help="report directory (bench/results)")
@@ -261,7 +281,8 @@ def options_of(args: argparse.Namespace) -> Options:
         name: getattr(args, name)
         for name in (
             "sections", "sizes", "delayed", "join_delay_s", "load_devices", "subscribers",
-            "poll_interval_s", "startups", "seed",
+            "poll_interval_s", "sse_rate_per_s", "sse_seconds", "sse_subscribers", "startups",
+            "seed",
         )
         if getattr(args, name) is not None
     }  # fmt: skip

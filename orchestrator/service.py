@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import socket
 import time
@@ -243,4 +244,9 @@ async def serve(settings: Settings) -> None:
     """Run the appliance's HTTP server until SIGINT/SIGTERM."""
     async with run_appliance(settings) as appliance:
         server = http_server(appliance, settings.server.host, settings.server.port)
+        # What start-up built (modules, the app, settings) lives as long as the process:
+        # frozen, full collections no longer rescan it, so they pause the event loop less
+        # during a batch (the dashboard's session read, docs/benchmarks.md).
+        gc.collect()
+        gc.freeze()
         await server.serve()

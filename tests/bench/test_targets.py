@@ -163,8 +163,12 @@ def test_a_crashed_baseline_invalidates_the_speedup() -> None:
 def test_a_section_that_did_not_run_gives_its_reason_to_its_targets() -> None:
     sections = [Section(name="load", status=SectionStatus.NOT_RUN, reason="not asked for")]
     found = targets_of(startup_report=None, engine_report=None, load_report=None, sections=sections)
-    loaded = [t for t in found if "SSE" in t.name or "candidates" in t.name]
+    loaded = [t for t in found if "during a batch" in t.name or "candidates" in t.name]
+    assert len(loaded) == 2
     assert {(t.status, t.note) for t in loaded} == {(Status.NOT_RUN, "not asked for")}
+    # The SSE targets are the sse section's: not run either, for their own reason.
+    fanned = [t for t in found if t.name.startswith("SSE ")]
+    assert {(t.status, t.note) for t in fanned} == {(Status.NOT_RUN, "no sse run")}
 
 
 def _result(**fields: object) -> Result:
