@@ -32,6 +32,7 @@ from pathlib import Path
 
 import msgspec
 
+from bench.files import write_report
 from orchestrator.discovery.arp import ArpSource, address_range
 from orchestrator.discovery.leases import LeaseSource, write_hook
 from orchestrator.discovery.mdns import MdnsSource
@@ -219,9 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.discovery: cannot run: {reason}", file=sys.stderr)
         return 2
     report = asyncio.run(run_bench(args.devices, args.sources))
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"discovery-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
+    path = write_report(report, args.out)
     print(table(report))
     print(f"report: {path}", file=sys.stderr)
     return 0 if all(r.valid for r in report.runs) else 1

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import math
 import os
-import platform
 import secrets
 import signal
 import sys
@@ -41,13 +40,14 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 
+from bench.files import RunsReport, runs_report, write_report
 from orchestrator.device.lifecycle import Phase
 from orchestrator.device.settings import AgentTiming
 from orchestrator.security.apikeys import ApiKeys
@@ -139,15 +139,8 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     invalid_because: list[str] = msgspec.field(default_factory=list)
 
 
-class Report(msgspec.Struct, frozen=True, kw_only=True):
-    """Every run of one invocation, with the machine it ran on."""
-
-    benchmark: str
-    created: datetime
-    kernel: str
-    cpus: int
-    python: str
-    runs: list[Run]
+Report = RunsReport[Run]
+"""Every run of one invocation, with the machine it ran on."""
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -759,22 +752,7 @@ async def run_bench(
             speedup = round(serial.wall_s / run.wall_s, 2)
             run = msgspec.structs.replace(run, serial_s=serial.wall_s, speedup=speedup)
         runs += [run, serial]
-    return Report(
-        benchmark="engine",
-        created=datetime.now(UTC),
-        kernel=platform.release(),
-        cpus=os.cpu_count() or 0,
-        python=platform.python_version(),
-        runs=runs,
-    )
-
-
-def write_report(report: Report, directory: Path) -> Path:
-    """Write `report` as JSON into `directory`; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"engine-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    return path
+    return runs_report("engine", runs)
 
 
 def table(report: Report) -> str:

@@ -24,18 +24,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import platform
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
 from bench import engine
+from bench.files import RunsReport, runs_report, write_report
 from bench.latency import Latency
 from bench.load_client import Config, Result
 from orchestrator.sim.fleet import Fleet
@@ -79,15 +77,8 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     invalid_because: list[str] = msgspec.field(default_factory=list)
 
 
-class Report(msgspec.Struct, frozen=True, kw_only=True):
-    """Every run of one invocation, with the machine it ran on."""
-
-    benchmark: str
-    created: datetime
-    kernel: str
-    cpus: int
-    python: str
-    runs: list[Run]
+Report = RunsReport[Run]
+"""Every run of one invocation, with the machine it ran on."""
 
 
 def lease_file(fleet: Fleet, path: Path, now: float) -> Path:
@@ -283,14 +274,7 @@ async def run_bench(
         )
         for n in devices
     ]
-    return Report(
-        benchmark="load",
-        created=datetime.now(UTC),
-        kernel=platform.release(),
-        cpus=os.cpu_count() or 0,
-        python=platform.python_version(),
-        runs=runs,
-    )
+    return runs_report("load", runs)
 
 
 def _ms(latency: Latency | None) -> str:
@@ -320,14 +304,6 @@ def table(report: Report) -> str:
             f"{missed} {cut} {rss} {peak}  {verdict}"
         )
     return "\n".join(lines)
-
-
-def write_report(report: Report, directory: Path) -> Path:
-    """Write `report` as JSON into `directory`; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"load-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

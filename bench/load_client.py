@@ -160,27 +160,49 @@ async def body_lines(reader: asyncio.StreamReader, *, chunked: bool) -> AsyncIte
             yield line.rstrip(b"\r")
 
 
-async def subscribe(
-    config: Config, subscriber: Subscriber, connected: asyncio.Event, count: list[int]
-) -> None:
-    """Read the session's stream into `subscriber` until the batch settled or it ended."""
-    reader, writer = await asyncio.open_connection(config.host, config.port)
+async def _response_head(reader: asyncio.StreamReader) -> bool:
+    """Read a 200 answer's status line and headers; whether its body is chunked."""
+    status = await reader.readline()
+    if b" 200 " not in status:
+        raise RuntimeError(f"the event stream answered {status.decode().strip()}")
+    chunked = False
+    while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = header.decode("latin-1").partition(":")
+        if name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    return chunked
+
+
+async def open_event_stream(
+    host: str, port: int, api_key: str, session_id: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+    """GET the session's event stream over a raw connection (a client library would add its
+    own latency to every frame); the reader past the headers, its writer, and whether the
+    body is chunked. The caller closes the writer."""
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         request = (
-            f"GET {API}/batch/events?session_id={config.session_id} HTTP/1.1\r\n"
-            f"Host: {config.host}:{config.port}\r\nX-API-Key: {config.api_key}\r\n"
+            f"GET {API}/batch/events?session_id={session_id} HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nX-API-Key: {api_key}\r\n"
             "Accept: text/event-stream\r\nConnection: close\r\n\r\n"
         )
         writer.write(request.encode())
         await writer.drain()
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise RuntimeError(f"the event stream answered {status.decode().strip()}")
-        chunked = False
-        while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = header.decode("latin-1").partition(":")
-            if name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
+        chunked = await _response_head(reader)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer, chunked
+
+
+async def subscribe(
+    config: Config, subscriber: Subscriber, connected: asyncio.Event, count: list[int]
+) -> None:
+    """Read the session's stream into `subscriber` until the batch settled or it ended."""
+    reader, writer, chunked = await open_event_stream(
+        config.host, config.port, config.api_key, config.session_id
+    )
+    try:
         seq = 0
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             async for line in body_lines(reader, chunked=chunked):

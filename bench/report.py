@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 
 import msgspec
 
@@ -263,11 +262,3 @@ def _section_table(report: SuiteReport, name: str) -> str | None:  # noqa: PLR09
         case "sse" if report.sse:
             return sse.table(report.sse)
     return None
-
-
-def write(report: SuiteReport, directory: Path) -> Path:
-    """Write `report` as JSON into `directory`; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"suite-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    return path

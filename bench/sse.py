@@ -36,8 +36,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
-import platform
 import resource
 import socket
 import sys
@@ -52,6 +50,7 @@ import httpx
 import msgspec
 
 from bench import engine
+from bench.files import RunsReport, runs_report, write_report
 from bench.latency import Latency
 from bench.sse_client import Config, End, Result
 from orchestrator.batch.pairing import NoDeviceClient
@@ -133,15 +132,8 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     invalid_because: list[str] = msgspec.field(default_factory=list)
 
 
-class Report(msgspec.Struct, frozen=True, kw_only=True):
-    """Every run of one invocation, with the machine it ran on."""
-
-    benchmark: str
-    created: datetime
-    kernel: str
-    cpus: int
-    python: str
-    runs: list[Run]
+Report = RunsReport[Run]
+"""Every run of one invocation, with the machine it ran on."""
 
 
 class Pacing(msgspec.Struct, frozen=True, kw_only=True):
@@ -497,14 +489,7 @@ async def run_bench(
     rate: float = RATE, seconds: float = SECONDS, subscribers: int = SUBSCRIBERS
 ) -> Report:
     """One SSE run."""
-    return Report(
-        benchmark="sse",
-        created=datetime.now(UTC),
-        kernel=platform.release(),
-        cpus=os.cpu_count() or 0,
-        python=platform.python_version(),
-        runs=[await measure(rate, seconds, subscribers)],
-    )
+    return runs_report("sse", [await measure(rate, seconds, subscribers)])
 
 
 def _num(value: float | None, width: int, spec: str) -> str:
@@ -534,14 +519,6 @@ def table(report: Report) -> str:
             f"{_num(r.client_cpu_s, 6, '.2f')}  {verdict}"
         )
     return "\n".join(lines)
-
-
-def write_report(report: Report, directory: Path) -> Path:
-    """Write `report` as JSON into `directory`; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"sse-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

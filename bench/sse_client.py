@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from bench.latency import Latency, summarize
-from bench.load_client import API, Subscriber, body_lines
+from bench.load_client import Subscriber, body_lines, open_event_stream
 
 CONNECT_S = 30.0
 
@@ -130,23 +130,10 @@ async def subscribe(
     config: Config, stream: Stream, connected: asyncio.Event, count: list[int], goal: list[End]
 ) -> None:
     """Read the session's stream into `stream` until it saw the end, or the stream ended."""
-    reader, writer = await asyncio.open_connection(config.host, config.port)
+    reader, writer, chunked = await open_event_stream(
+        config.host, config.port, config.api_key, config.session_id
+    )
     try:
-        request = (
-            f"GET {API}/batch/events?session_id={config.session_id} HTTP/1.1\r\n"
-            f"Host: {config.host}:{config.port}\r\nX-API-Key: {config.api_key}\r\n"
-            "Accept: text/event-stream\r\nConnection: close\r\n\r\n"
-        )
-        writer.write(request.encode())
-        await writer.drain()
-        status = await reader.readline()
-        if b" 200 " not in status:
-            raise RuntimeError(f"the event stream answered {status.decode().strip()}")
-        chunked = False
-        while (header := await reader.readline()) not in (b"\r\n", b"\n", b""):
-            name, _, value = header.decode("latin-1").partition(":")
-            if name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
         seq = 0
         account = stream.account
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):

@@ -37,6 +37,7 @@ from bench.engine import (
     stop,
     write_config,
 )
+from bench.files import write_report
 from orchestrator.sim.broker import Broker, free_port, mosquitto
 from orchestrator.sim.fleet import unique_service_type
 
@@ -160,14 +161,6 @@ def table(report: Report) -> str:
     worst = f"{report.max_s:.3f}" if report.max_s is not None else "-"
     lines.append(f"median {median} s, max {worst} s")
     return "\n".join(lines)
-
-
-def write_report(report: Report, directory: Path) -> Path:
-    """Write `report` as JSON into `directory`; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"startup-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from bench import cloud, discovery, engine, load, sse, startup, testbed
+from bench.files import write_report
 from bench.plot import plot
 from bench.report import (
     Machine,
@@ -39,7 +40,6 @@ from bench.report import (
     SuiteReport,
     summary,
     targets_of,
-    write,
 )
 from orchestrator.sim.preflight import netns_available
 
@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the suite, write the report and the plot, print the summary; 1 if invalid."""
     args = _parser().parse_args(argv)
     report = asyncio.run(run_suite(options_of(args)))
-    path = write(report, args.out)
+    path = write_report(report, args.out)
     figure = plot(report, path.with_suffix(".png"))
     print(summary(report))
     print(f"report: {path}")

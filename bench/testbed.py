@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from bench.files import write_report
 from orchestrator.sim.kernel import read_drop_counters
 from orchestrator.sim.preflight import netns_available
 from orchestrator.sim.testbed import TestBed
@@ -104,14 +105,6 @@ async def run_bench(device_counts: Sequence[int], *, repeat: int = 1) -> Report:
         cpus=os.cpu_count() or 0,
         runs=runs,
     )
-
-
-def write_report(report: Report, directory: Path) -> Path:
-    """Write `report` as JSON into `directory`; return the file's path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"testbed-{report.created:%Y%m%dT%H%M%SZ}.json"
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(report)))
-    return path
 
 
 def table(report: Report) -> str:

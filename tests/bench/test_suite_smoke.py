@@ -8,8 +8,9 @@ from pathlib import Path
 
 import msgspec
 
+from bench.files import write_report
 from bench.plot import plot
-from bench.report import SectionStatus, SuiteReport, summary, write
+from bench.report import SectionStatus, SuiteReport, summary
 from bench.suite import NETNS_SECTIONS, SECTIONS, SMOKE, run_suite
 from bench.targets import ALL, Status
 from orchestrator.sim.preflight import netns_available
@@ -51,7 +52,7 @@ def check_sse(report: SuiteReport) -> None:
 async def test_the_smoke_suite_reports_every_section_and_target(tmp_path: Path) -> None:
     report = await run_suite(SMOKE)
 
-    path = write(report, tmp_path)
+    path = write_report(report, tmp_path)
     assert path.name.startswith("suite-")
     assert path.suffix == ".json"
     assert msgspec.json.decode(path.read_bytes(), type=SuiteReport) == report
