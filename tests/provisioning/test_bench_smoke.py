@@ -6,7 +6,8 @@ from pathlib import Path
 
 import msgspec
 
-from bench.engine import Report, Run, describe, log_errors, run_bench, table, write_report
+from bench.engine import Report, Run, describe, log_errors, run_bench, table
+from bench.files import write_report
 
 
 def assert_sane(run: Run) -> None:

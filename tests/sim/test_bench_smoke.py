@@ -7,7 +7,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bench.testbed import Report, run_bench, table, write_report
+from bench.files import write_report
+from bench.testbed import Report, run_bench, table
 
 pytestmark = pytest.mark.netns
 
