@@ -23,14 +23,17 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
 from bench.latency import Latency, summarize
+
+C = TypeVar("C", bound=msgspec.Struct)
 
 API = "/api/v1/provisioning"
 CONNECT_S = 30.0
@@ -351,23 +354,32 @@ async def run(config: Config) -> Result:
     except TimeoutError:
         error = f"the batch did not settle within {config.budget_s:.0f} s"
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which judges the run
-        error = _describe(exc)
+        error = describe(exc)
     return result_of(subscribers, reads, lists, errors, error)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An exception in one line; a group by what it holds."""
     if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
+        return "; ".join(describe(inner) for inner in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
+
+
+def serve_once(
+    config_type: type[C], work: Callable[[C], Coroutine[Any, Any, msgspec.Struct]]
+) -> int:
+    """A client process's life: its configuration from stdin (one JSON line), `work` run
+    with it, the result on stdout (one JSON line)."""
+    config = msgspec.json.decode(sys.stdin.buffer.readline(), type=config_type)
+    result: msgspec.Struct = asyncio.run(work(config))
+    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
+    sys.stdout.flush()
+    return 0
 
 
 def main() -> int:
     """Read the configuration from stdin, run, write the result on stdout."""
-    config = msgspec.json.decode(sys.stdin.buffer.readline(), type=Config)
-    result = asyncio.run(run(config))
-    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
-    sys.stdout.flush()
-    return 0
+    return serve_once(Config, run)
 
 
 if __name__ == "__main__":

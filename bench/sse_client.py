@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from bench.latency import Latency, summarize
-from bench.load_client import Subscriber, body_lines, open_event_stream
+from bench.load_client import Subscriber, body_lines, describe, open_event_stream, serve_once
 
 CONNECT_S = 30.0
 
@@ -200,23 +200,13 @@ async def run(config: Config) -> Result:
     except TimeoutError:
         error = f"the run did not end within {config.budget_s:.0f} s"
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which judges the run
-        error = _describe(exc)
+        error = describe(exc)
     return result_of(streams, goal[0] if goal else None, error)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def main() -> int:
     """Read the configuration from stdin, run, write the result on stdout."""
-    config = msgspec.json.decode(sys.stdin.buffer.readline(), type=Config)
-    result = asyncio.run(run(config))
-    sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
-    sys.stdout.flush()
-    return 0
+    return serve_once(Config, run)
 
 
 if __name__ == "__main__":
